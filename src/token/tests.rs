@@ -1,0 +1,228 @@
+use super::*;
+
+fn ring() -> KeyRing {
+    KeyRing::in_memory(vec![SecretKey::random(&mut OsRng)])
+}
+
+fn claims(key: &str) -> TokenClaims {
+    TokenClaims {
+        id: TokenId::random(),
+        api_key: SecretString::new(key),
+    }
+}
+
+#[test]
+fn seal_open_round_trip() {
+    let ring = ring();
+    let claims = claims("sk-test-0123456789abcdef");
+    let token = seal(&ring.active_public(), &claims).unwrap();
+    assert!(token.expose().starts_with(TOKEN_PREFIX));
+    let opened = open(&ring, token.expose()).unwrap();
+    assert_eq!(opened.id, claims.id);
+    assert_eq!(opened.api_key.expose(), "sk-test-0123456789abcdef");
+}
+
+#[test]
+fn two_seals_of_the_same_claims_differ() {
+    let ring = ring();
+    let claims = claims("sk-test-0123456789abcdef");
+    let a = seal(&ring.active_public(), &claims).unwrap();
+    let b = seal(&ring.active_public(), &claims).unwrap();
+    assert_ne!(a.expose(), b.expose());
+}
+
+#[test]
+fn every_single_character_change_fails_to_open() {
+    let ring = ring();
+    let token = seal(&ring.active_public(), &claims("sk-test-0123456789abcdef")).unwrap();
+    let token = token.expose();
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for i in 0..token.len() {
+        let mut bytes = token.as_bytes().to_vec();
+        let pos = alphabet.iter().position(|&c| c == bytes[i]).unwrap_or(0);
+        bytes[i] = alphabet[(pos + 1) % alphabet.len()];
+        let mutated = String::from_utf8(bytes).unwrap();
+        assert!(
+            open(&ring, &mutated).is_err(),
+            "change at char {i} still opened"
+        );
+    }
+}
+
+#[test]
+fn every_single_byte_change_of_the_blob_fails_to_open() {
+    let ring = ring();
+    let token = seal(&ring.active_public(), &claims("sk-test-0123456789abcdef")).unwrap();
+    let blob = decode(token.expose()).unwrap();
+    for i in 0..blob.len() {
+        for flip in [0x01u8, 0x80, 0xff] {
+            let mut mutated = blob.clone();
+            mutated[i] ^= flip;
+            let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(&mutated));
+            assert!(
+                open(&ring, &token).is_err(),
+                "flip {flip:#x} at byte {i} opened"
+            );
+        }
+    }
+    // Truncation and extension fail too.
+    let t = token.expose();
+    assert!(open(&ring, &t[..t.len() - 1]).is_err());
+    assert!(open(&ring, &format!("{t}A")).is_err());
+}
+
+#[test]
+fn a_ring_without_the_key_refuses_with_unknown_key() {
+    let token = seal(&ring().active_public(), &claims("sk-test-0123456789abcdef")).unwrap();
+    assert_eq!(
+        open(&ring(), token.expose()).unwrap_err(),
+        TokenError::UnknownKey
+    );
+}
+
+#[test]
+fn a_forged_kid_does_not_open_with_another_key() {
+    let victim = ring();
+    let token = seal(&ring().active_public(), &claims("sk-test-0123456789abcdef")).unwrap();
+    let mut blob = decode(token.expose()).unwrap();
+    blob[1..9].copy_from_slice(&victim.active_kid().0);
+    let forged = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(&blob));
+    assert_eq!(
+        open(&victim, &forged).unwrap_err(),
+        TokenError::Unauthenticated
+    );
+}
+
+#[test]
+fn older_keys_in_the_ring_still_open() {
+    let old = SecretKey::random(&mut OsRng);
+    let token = seal(&old.public_key(), &claims("sk-test-0123456789abcdef")).unwrap();
+    let rotated = KeyRing::in_memory(vec![SecretKey::random(&mut OsRng), old]);
+    assert!(open(&rotated, token.expose()).is_ok());
+}
+
+#[test]
+fn malformed_inputs_are_refused() {
+    let ring = ring();
+    for bad in [
+        "",
+        "rly_",
+        "sk-123",
+        "rly_!!!!",
+        "rly_AAAA",
+        &"rly_".repeat(5000),
+    ] {
+        assert_eq!(
+            open(&ring, bad).unwrap_err(),
+            TokenError::Malformed,
+            "{bad:.20}"
+        );
+    }
+    let token = seal(&ring.active_public(), &claims("sk-test-0123456789abcdef")).unwrap();
+    let mut blob = decode(token.expose()).unwrap();
+    blob[0] = 0x02;
+    let v2 = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(&blob));
+    assert_eq!(
+        open(&ring, &v2).unwrap_err(),
+        TokenError::UnsupportedVersion(2)
+    );
+}
+
+#[test]
+fn empty_or_oversized_keys_are_refused_at_seal() {
+    let public = ring().active_public();
+    assert_eq!(
+        seal(&public, &claims("")).unwrap_err(),
+        TokenError::BadApiKey
+    );
+    let huge = "k".repeat(MAX_API_KEY_LEN + 1);
+    assert_eq!(
+        seal(&public, &claims(&huge)).unwrap_err(),
+        TokenError::BadApiKey
+    );
+}
+
+/// The vectors in docs/token-format.md: an issuer written from the document alone must
+/// produce exactly these tokens.
+#[test]
+fn documented_test_vectors() {
+    let doc = include_str!("../../docs/token-format.md");
+    let vectors = parse_vectors(doc);
+    assert!(vectors.len() >= 2, "the document must carry test vectors");
+    for v in vectors {
+        let server =
+            SecretKey::from_slice(&hex::decode(&v["server_private_key"]).unwrap()).unwrap();
+        let ephemeral =
+            SecretKey::from_slice(&hex::decode(&v["ephemeral_private_key"]).unwrap()).unwrap();
+        assert_eq!(Kid::of(&server.public_key()).to_string(), v["kid"]);
+        let claims = TokenClaims {
+            id: TokenId::parse(&v["token_id"]).unwrap(),
+            api_key: SecretString::new(v["api_key"].clone()),
+        };
+        let token = seal_with_ephemeral(&ephemeral, &server.public_key(), &claims).unwrap();
+        assert_eq!(token.expose(), v["token"], "vector {}", v["vector"]);
+        assert_eq!(fingerprint(token.expose()), v["fingerprint"]);
+        let opened = open(&KeyRing::in_memory(vec![server]), &v["token"]).unwrap();
+        assert_eq!(opened.id, claims.id);
+        assert_eq!(opened.api_key.expose(), v["api_key"]);
+    }
+}
+
+/// Reads `name: value` lines from the fenced blocks that start with `vector:`.
+fn parse_vectors(doc: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let mut out = Vec::new();
+    let mut current: Option<std::collections::HashMap<String, String>> = None;
+    for line in doc.lines() {
+        let line = line.trim();
+        if line.starts_with("```") {
+            if let Some(v) = current.take() {
+                out.push(v);
+            }
+            continue;
+        }
+        if let Some((name, value)) = line.split_once(": ") {
+            if name == "vector" {
+                current = Some(Default::default());
+            }
+            if let Some(v) = current.as_mut() {
+                v.insert(name.to_string(), value.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Prints fresh vectors for the document: `cargo test print_vectors -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn print_vectors() {
+    for (n, key) in [
+        (1, "sk-test-vector-0001-abcdefghijklmnop"),
+        (2, "AIzaSy-vector-two-\u{e9}"),
+    ] {
+        let scalar = |label: &str| Sha256::digest(format!("relayapi test vector {n} {label}"));
+        let server = SecretKey::from_slice(&scalar("server")).unwrap();
+        let ephemeral = SecretKey::from_slice(&scalar("ephemeral")).unwrap();
+        let id = TokenId(scalar("id")[..16].try_into().unwrap());
+        let claims = TokenClaims {
+            id,
+            api_key: SecretString::new(key),
+        };
+        let token = seal_with_ephemeral(&ephemeral, &server.public_key(), &claims).unwrap();
+        println!("vector: {n}");
+        println!("server_private_key: {}", hex::encode(server.to_bytes()));
+        println!(
+            "server_public_key: {}",
+            hex::encode(ecies::compressed(&server.public_key()))
+        );
+        println!("kid: {}", Kid::of(&server.public_key()));
+        println!(
+            "ephemeral_private_key: {}",
+            hex::encode(ephemeral.to_bytes())
+        );
+        println!("token_id: {id}");
+        println!("api_key: {key}");
+        println!("token: {}", token.expose());
+        println!("fingerprint: {}", fingerprint(token.expose()));
+    }
+}
