@@ -1,0 +1,15 @@
+//! The relayapi schema, one file per migration, applied in order.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_tokens;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_create_tokens::Migration)]
+    }
+}
+pub use sea_orm_migration::MigrationStatus;

@@ -1,0 +1,155 @@
+//! What a token may do. This module holds the policy type and the parsing of its parts; the
+//! relay asks it whether a request is allowed.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Allowed models; a trailing `*` matches a prefix. Empty: any model.
+    pub models: Vec<String>,
+    /// Allowed `Origin` values, exactly. Empty: any origin, or none.
+    pub origins: Vec<String>,
+    /// Allowed client networks. Empty: any address.
+    pub ips: Vec<IpNet>,
+    /// Allowed request paths; a trailing `*` matches a prefix. Empty: the provider's defaults.
+    pub endpoints: Vec<String>,
+    /// Requests per minute.
+    pub rpm: Option<u32>,
+    /// Requests in flight at once.
+    pub concurrency: Option<u32>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    #[error("invalid model pattern {0:?}: must be non-empty, with `*` only at the end")]
+    Model(String),
+    #[error("invalid origin {0:?}: expected scheme://host[:port], e.g. https://app.example.com")]
+    Origin(String),
+    #[error("invalid IP range {0:?}: expected a CIDR such as 203.0.113.0/24 or an address")]
+    Ip(String),
+    #[error("invalid endpoint {0:?}: must start with `/`, with `*` only at the end")]
+    Endpoint(String),
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+}
+
+/// Does `value` match `pattern`, where a trailing `*` matches any suffix?
+pub fn pattern_matches(pattern: &str, value: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => value.starts_with(prefix),
+        None => pattern == value,
+    }
+}
+
+fn valid_pattern(p: &str) -> bool {
+    let body = p.strip_suffix('*').unwrap_or(p);
+    !p.is_empty() && !body.contains('*') && !p.chars().any(char::is_whitespace)
+}
+
+pub fn parse_model(s: &str) -> Result<String, PolicyError> {
+    if valid_pattern(s) {
+        Ok(s.to_string())
+    } else {
+        Err(PolicyError::Model(s.to_string()))
+    }
+}
+
+pub fn parse_endpoint(s: &str) -> Result<String, PolicyError> {
+    if s.starts_with('/') && valid_pattern(s) && !s.contains("..") && !s.contains('?') {
+        Ok(s.to_string())
+    } else {
+        Err(PolicyError::Endpoint(s.to_string()))
+    }
+}
+
+/// Origins are compared exactly as browsers send them: `scheme://host[:port]`, lowercase,
+/// without a path. The parser normalizes what a person types (`https://App.example.com/`).
+pub fn parse_origin(s: &str) -> Result<String, PolicyError> {
+    let bad = || PolicyError::Origin(s.to_string());
+    let url = url::Url::parse(s).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+    {
+        return Err(bad());
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+/// A CIDR, or a single address (taken as /32 or /128).
+pub fn parse_ip_range(s: &str) -> Result<IpNet, PolicyError> {
+    IpNet::from_str(s)
+        .or_else(|_| IpAddr::from_str(s).map(IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| PolicyError::Ip(s.to_string()))
+}
+
+pub fn parse_positive(name: &'static str, value: u32) -> Result<u32, PolicyError> {
+    if value == 0 {
+        Err(PolicyError::Zero(name))
+    } else {
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        assert!(pattern_matches("gpt-4o*", "gpt-4o-mini"));
+        assert!(pattern_matches("gpt-4o", "gpt-4o"));
+        assert!(!pattern_matches("gpt-4o", "gpt-4o-mini"));
+        assert!(parse_model("gp*t").is_err());
+        assert!(parse_model("").is_err());
+        assert!(parse_endpoint("/v1/chat/*").is_ok());
+        assert!(parse_endpoint("v1/chat").is_err());
+        assert!(parse_endpoint("/v1/../admin").is_err());
+    }
+
+    #[test]
+    fn origins_are_normalized() {
+        assert_eq!(
+            parse_origin("https://App.Example.com/").unwrap(),
+            "https://app.example.com"
+        );
+        assert_eq!(
+            parse_origin("http://localhost:5173").unwrap(),
+            "http://localhost:5173"
+        );
+        assert_eq!(
+            parse_origin("https://example.com:443").unwrap(),
+            "https://example.com"
+        );
+        for bad in [
+            "example.com",
+            "ftp://x.y",
+            "https://x.y/path",
+            "https://u@x.y",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ip_ranges() {
+        assert_eq!(
+            parse_ip_range("10.1.2.3/8").unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+        assert_eq!(
+            parse_ip_range("2001:db8::1").unwrap().to_string(),
+            "2001:db8::1/128"
+        );
+        assert!(parse_ip_range("10.0.0.0/33").is_err());
+        assert!(parse_ip_range("nope").is_err());
+    }
+}

@@ -1,0 +1,261 @@
+//! Token operations shared by every front door (the CLI now, the admin API later): one
+//! validation, one set of errors, one path to the store.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::crypto::KeyRing;
+use crate::policy::{self, Policy, PolicyError};
+use crate::providers::{self, AuthStyle, UpstreamError};
+use crate::secret::SecretString;
+use crate::store::{NewToken, Store, StoreError, TokenRecord};
+use crate::token::{self, TokenClaims, TokenError, TokenId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ServiceError {
+    fn invalid(field: &'static str, message: impl ToString) -> Self {
+        ServiceError::Invalid {
+            field,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<PolicyError> for ServiceError {
+    fn from(e: PolicyError) -> Self {
+        let field = match e {
+            PolicyError::Model(_) => "model",
+            PolicyError::Origin(_) => "origin",
+            PolicyError::Ip(_) => "ip",
+            PolicyError::Endpoint(_) => "endpoint",
+            PolicyError::Zero(name) => name,
+        };
+        ServiceError::invalid(field, e)
+    }
+}
+
+impl From<UpstreamError> for ServiceError {
+    fn from(e: UpstreamError) -> Self {
+        let field = match e {
+            UpstreamError::UnknownProvider(_) => "provider",
+            _ => "upstream",
+        };
+        ServiceError::invalid(field, e)
+    }
+}
+
+/// The policy fields as a person or a client gives them, before validation.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyInput {
+    pub models: Vec<String>,
+    pub origins: Vec<String>,
+    pub ips: Vec<String>,
+    pub endpoints: Vec<String>,
+    pub rpm: Option<u32>,
+    pub concurrency: Option<u32>,
+}
+
+impl PolicyInput {
+    pub fn validate(&self) -> Result<Policy, ServiceError> {
+        Ok(Policy {
+            models: dedup(self.models.iter().map(|m| policy::parse_model(m)))?,
+            origins: dedup(self.origins.iter().map(|o| policy::parse_origin(o)))?,
+            ips: dedup(self.ips.iter().map(|i| policy::parse_ip_range(i)))?,
+            endpoints: dedup(self.endpoints.iter().map(|e| policy::parse_endpoint(e)))?,
+            rpm: self
+                .rpm
+                .map(|v| policy::parse_positive("rpm", v))
+                .transpose()?,
+            concurrency: self
+                .concurrency
+                .map(|v| policy::parse_positive("concurrency", v))
+                .transpose()?,
+        })
+    }
+}
+
+fn dedup<T: PartialEq>(
+    items: impl Iterator<Item = Result<T, PolicyError>>,
+) -> Result<Vec<T>, PolicyError> {
+    let mut out = Vec::new();
+    for item in items {
+        let item = item?;
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    Ok(out)
+}
+
+/// When a token stops working.
+#[derive(Debug, Clone, Default)]
+pub struct ExpiryInput {
+    /// A duration from now, like `30m`, `24h`, `7d`.
+    pub expires_in: Option<String>,
+    /// An RFC 3339 time.
+    pub expires_at: Option<String>,
+}
+
+impl ExpiryInput {
+    pub fn resolve(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, ServiceError> {
+        match (&self.expires_in, &self.expires_at) {
+            (Some(_), Some(_)) => Err(ServiceError::invalid(
+                "expires",
+                "give either expires-in or expires-at, not both",
+            )),
+            (Some(d), None) => {
+                let duration =
+                    parse_duration(d).map_err(|m| ServiceError::invalid("expires_in", m))?;
+                Ok(Some(now + duration))
+            }
+            (None, Some(at)) => {
+                let at = DateTime::parse_from_rfc3339(at)
+                    .map_err(|_| {
+                        ServiceError::invalid(
+                            "expires_at",
+                            format!("{at:?} is not an RFC 3339 time like 2026-12-31T23:59:00Z"),
+                        )
+                    })?
+                    .with_timezone(&Utc);
+                if at <= now {
+                    return Err(ServiceError::invalid(
+                        "expires_at",
+                        "the time is in the past",
+                    ));
+                }
+                Ok(Some(at))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// A positive duration like `90s`, `30m`, `24h`, `7d`.
+pub fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|_| format!("{s:?} is not a duration like 30m, 24h or 7d"))?;
+    if d.is_zero() {
+        return Err(format!("{s:?} is zero"));
+    }
+    chrono::Duration::from_std(d).map_err(|_| format!("{s:?} is too long"))
+}
+
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    pub provider: String,
+    pub upstream: Option<String>,
+    pub auth: Option<String>,
+    pub name: Option<String>,
+    pub api_key: SecretString,
+    pub max_calls: Option<u64>,
+    pub expiry: ExpiryInput,
+    pub policy: PolicyInput,
+}
+
+/// A freshly issued token: the only time the token string exists outside the client.
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedToken {
+    #[serde(flatten)]
+    pub record: TokenRecord,
+    #[serde(serialize_with = "expose")]
+    pub token: SecretString,
+}
+
+fn expose<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.expose())
+}
+
+pub async fn issue(
+    store: &Store,
+    ring: &KeyRing,
+    request: IssueRequest,
+) -> Result<IssuedToken, ServiceError> {
+    let now = Utc::now();
+    let (provider, upstream) =
+        providers::resolve(request.provider.trim(), request.upstream.as_deref())?;
+    let auth = request
+        .auth
+        .as_deref()
+        .map(|a| a.parse::<AuthStyle>())
+        .transpose()
+        .map_err(|e| ServiceError::invalid("auth", e))?;
+    if auth.is_some() && provider.name != providers::CUSTOM {
+        return Err(ServiceError::invalid(
+            "auth",
+            format!(
+                "only a custom provider takes an auth style; {} uses {}",
+                provider.name, provider.auth
+            ),
+        ));
+    }
+    let api_key = SecretString::new(request.api_key.expose().trim());
+    if api_key.is_empty() {
+        return Err(ServiceError::invalid("api_key", "the API key is empty"));
+    }
+    if api_key.expose().chars().any(|c| c.is_control()) {
+        return Err(ServiceError::invalid(
+            "api_key",
+            "the API key holds control characters",
+        ));
+    }
+    let max_calls = match request.max_calls {
+        Some(0) => return Err(ServiceError::invalid("max_calls", "must be at least 1")),
+        Some(n) => {
+            Some(i64::try_from(n).map_err(|_| ServiceError::invalid("max_calls", "too large"))?)
+        }
+        None => None,
+    };
+    let name = request
+        .name
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
+        return Err(ServiceError::invalid("name", "longer than 200 characters"));
+    }
+    let expires_at = request.expiry.resolve(now)?;
+    let policy = request.policy.validate()?;
+
+    let id = TokenId::random();
+    let claims = TokenClaims {
+        id,
+        api_key: api_key.clone(),
+    };
+    let sealed = token::seal(&ring.active_public(), &claims).map_err(|e| match e {
+        TokenError::BadApiKey => ServiceError::invalid("api_key", e),
+        other => ServiceError::invalid("api_key", other),
+    })?;
+    let record = store
+        .insert_token(&NewToken {
+            id: id.to_string(),
+            name,
+            provider: provider.name.to_string(),
+            upstream,
+            auth: auth.map(|a| a.to_string()),
+            fingerprint: token::fingerprint(sealed.expose()),
+            kid: ring.active_kid().to_string(),
+            key_hint: api_key.masked_hint(),
+            max_calls,
+            expires_at,
+            policy,
+        })
+        .await?;
+    Ok(IssuedToken {
+        record,
+        token: sealed,
+    })
+}
+
+pub async fn revoke(store: &Store, id_prefix: &str) -> Result<TokenRecord, ServiceError> {
+    let record = store.resolve_id(id_prefix).await?;
+    Ok(store.revoke(&record.id).await?)
+}

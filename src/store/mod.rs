@@ -1,0 +1,147 @@
+//! The token store: the only place that builds queries. Everything above it works with
+//! [`TokenRecord`] and never sees sea-orm entities.
+
+mod entities;
+mod tokens;
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{Statement, TransactionTrait};
+
+pub use tokens::{Consume, NewToken, TokenRecord, TokenStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no token with id {0}")]
+    NotFound(String),
+    #[error("the id prefix {prefix} matches {count} tokens; give more characters")]
+    AmbiguousId { prefix: String, count: usize },
+    #[error("an id must be hex characters: {0}")]
+    BadId(String),
+    #[error("unsupported database URL (expected sqlite:// or postgres://)")]
+    BadUrl,
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] DbErr),
+    #[error("the database holds a value this version cannot read: {0}")]
+    Corrupt(String),
+}
+
+impl From<DbErr> for StoreError {
+    fn from(e: DbErr) -> Self {
+        StoreError::Unavailable(e)
+    }
+}
+
+/// How a database URL is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrations {
+    /// Apply pending migrations before use (every command but `migrate`).
+    Apply,
+    /// Leave the schema alone (`migrate` reports before it acts).
+    Leave,
+}
+
+#[derive(Debug, Clone)]
+pub struct MigrationState {
+    pub name: String,
+    pub applied: bool,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.db.get_database_backend())
+            .finish()
+    }
+}
+
+impl Store {
+    pub async fn connect(url: &str, migrations: Migrations) -> Result<Self, StoreError> {
+        let is_sqlite = url.starts_with("sqlite:");
+        if !is_sqlite && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return Err(StoreError::BadUrl);
+        }
+        let mut options = ConnectOptions::new(url.to_string());
+        options
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(5))
+            .sqlx_logging(false);
+        if is_sqlite {
+            // WAL lets readers run beside the writer; NORMAL sync keeps every commit across a
+            // process crash (a power loss may lose the last commits).
+            options.max_connections(8).map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .create_if_missing(true)
+            });
+        } else {
+            options.max_connections(32);
+        }
+        let db = Database::connect(options).await?;
+        let store = Store { db };
+        if migrations == Migrations::Apply {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => "postgres",
+            DbBackend::Sqlite => "sqlite",
+            _ => "other",
+        }
+    }
+
+    /// Applies pending migrations; returns the names applied. On PostgreSQL an advisory lock
+    /// serializes processes that start together.
+    pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin().await?;
+        if txn.get_database_backend() == DbBackend::Postgres {
+            txn.execute_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(7310571209485217)",
+            ))
+            .await?;
+        }
+        let pending: Vec<String> = Migrator::get_pending_migrations(&txn)
+            .await?
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect();
+        if !pending.is_empty() {
+            Migrator::up(&txn, None).await?;
+        }
+        txn.commit().await?;
+        Ok(pending)
+    }
+
+    pub async fn migration_status(&self) -> Result<Vec<MigrationState>, StoreError> {
+        Ok(Migrator::get_migration_with_status(&self.db)
+            .await?
+            .iter()
+            .map(|m| MigrationState {
+                name: m.name().to_string(),
+                applied: m.status() == migration::MigrationStatus::Applied,
+            })
+            .collect())
+    }
+
+    /// Answers when the database does.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await.map_err(StoreError::Unavailable)
+    }
+
+    pub async fn close(self) {
+        let _ = self.db.close().await;
+    }
+}

@@ -1,0 +1,294 @@
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use serde::Serialize;
+
+use super::entities::prelude::Tokens;
+use super::entities::token::{self, Column};
+use super::{Store, StoreError};
+use crate::policy::Policy;
+
+/// A token as the rest of the program sees it: limits and state, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: Option<String>,
+    pub provider: String,
+    pub upstream: Option<String>,
+    pub auth: Option<String>,
+    pub kid: String,
+    pub key_hint: String,
+    pub max_calls: Option<i64>,
+    pub used_calls: i64,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStatus {
+    Active,
+    Expired,
+    Revoked,
+    Exhausted,
+}
+
+impl std::fmt::Display for TokenStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TokenStatus::Active => "active",
+            TokenStatus::Expired => "expired",
+            TokenStatus::Revoked => "revoked",
+            TokenStatus::Exhausted => "exhausted",
+        })
+    }
+}
+
+impl TokenRecord {
+    /// Revoked beats expired beats exhausted: the most final state wins.
+    pub fn status(&self, now: DateTime<Utc>) -> TokenStatus {
+        if self.revoked_at.is_some() {
+            TokenStatus::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            TokenStatus::Expired
+        } else if self.max_calls.is_some_and(|max| self.used_calls >= max) {
+            TokenStatus::Exhausted
+        } else {
+            TokenStatus::Active
+        }
+    }
+}
+
+/// Everything needed to register an issued token.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub id: String,
+    pub name: Option<String>,
+    pub provider: String,
+    pub upstream: Option<String>,
+    pub auth: Option<String>,
+    pub fingerprint: String,
+    pub kid: String,
+    pub key_hint: String,
+    pub max_calls: Option<i64>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub policy: Policy,
+}
+
+/// The outcome of trying to count one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consume {
+    Counted,
+    Exhausted,
+    Revoked,
+    Missing,
+}
+
+fn json_list<T: Serialize>(items: &[T]) -> Option<String> {
+    (!items.is_empty()).then(|| serde_json::to_string(items).expect("lists serialize"))
+}
+
+fn parse_list<T: serde::de::DeserializeOwned>(
+    column: &str,
+    value: &Option<String>,
+) -> Result<Vec<T>, StoreError> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(text)
+            .map_err(|_| StoreError::Corrupt(format!("tokens.{column} is not a JSON list"))),
+    }
+}
+
+impl TryFrom<token::Model> for TokenRecord {
+    type Error = StoreError;
+
+    fn try_from(m: token::Model) -> Result<Self, StoreError> {
+        let policy = Policy {
+            models: parse_list("allowed_models", &m.allowed_models)?,
+            origins: parse_list("allowed_origins", &m.allowed_origins)?,
+            ips: parse_list("allowed_ips", &m.allowed_ips)?,
+            endpoints: parse_list("allowed_endpoints", &m.allowed_endpoints)?,
+            rpm: m.rpm.map(|v| u32::try_from(v).unwrap_or(0)),
+            concurrency: m.concurrency.map(|v| u32::try_from(v).unwrap_or(0)),
+        };
+        Ok(TokenRecord {
+            id: m.id,
+            name: m.name,
+            provider: m.provider,
+            upstream: m.upstream,
+            auth: m.auth,
+            kid: m.kid,
+            key_hint: m.key_hint,
+            max_calls: m.max_calls,
+            used_calls: m.used_calls,
+            expires_at: m.expires_at,
+            revoked_at: m.revoked_at,
+            created_at: m.created_at,
+            last_used_at: m.last_used_at,
+            policy,
+        })
+    }
+}
+
+fn set_policy(active: &mut token::ActiveModel, policy: &Policy) {
+    active.allowed_models = Set(json_list(&policy.models));
+    active.allowed_origins = Set(json_list(&policy.origins));
+    active.allowed_ips = Set(json_list(&policy.ips));
+    active.allowed_endpoints = Set(json_list(&policy.endpoints));
+    active.rpm = Set(policy.rpm.map(|v| i32::try_from(v).unwrap_or(i32::MAX)));
+    active.concurrency = Set(policy
+        .concurrency
+        .map(|v| i32::try_from(v).unwrap_or(i32::MAX)));
+}
+
+impl Store {
+    pub async fn insert_token(&self, new: &NewToken) -> Result<TokenRecord, StoreError> {
+        let mut active = token::ActiveModel {
+            id: Set(new.id.clone()),
+            name: Set(new.name.clone()),
+            provider: Set(new.provider.clone()),
+            upstream: Set(new.upstream.clone()),
+            auth: Set(new.auth.clone()),
+            fingerprint: Set(new.fingerprint.clone()),
+            kid: Set(new.kid.clone()),
+            key_hint: Set(new.key_hint.clone()),
+            max_calls: Set(new.max_calls),
+            used_calls: Set(0),
+            expires_at: Set(new.expires_at),
+            revoked_at: Set(None),
+            created_at: Set(Utc::now()),
+            last_used_at: Set(None),
+            ..Default::default()
+        };
+        set_policy(&mut active, &new.policy);
+        active.insert(&self.db).await?.try_into()
+    }
+
+    /// All tokens, newest first.
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        Tokens::find()
+            .order_by_desc(Column::CreatedAt)
+            .order_by_asc(Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect()
+    }
+
+    pub async fn get_token(&self, id: &str) -> Result<TokenRecord, StoreError> {
+        Tokens::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))?
+            .try_into()
+    }
+
+    /// Resolves a unique id prefix (as people type them) to its token.
+    pub async fn resolve_id(&self, prefix: &str) -> Result<TokenRecord, StoreError> {
+        let prefix = prefix.trim().to_ascii_lowercase();
+        // Hex only: this also keeps LIKE wildcards out of the pattern.
+        if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(StoreError::BadId(prefix));
+        }
+        let mut found = Tokens::find()
+            .filter(Column::Id.starts_with(&prefix))
+            .limit(2)
+            .all(&self.db)
+            .await?;
+        match found.len() {
+            0 => Err(StoreError::NotFound(prefix)),
+            1 => found.pop().expect("one row").try_into(),
+            _ => {
+                let count = Tokens::find()
+                    .filter(Column::Id.starts_with(&prefix))
+                    .count(&self.db)
+                    .await? as usize;
+                Err(StoreError::AmbiguousId { prefix, count })
+            }
+        }
+    }
+
+    pub async fn find_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        Tokens::find()
+            .filter(Column::Fingerprint.eq(fingerprint))
+            .one(&self.db)
+            .await?
+            .map(TryInto::try_into)
+            .transpose()
+    }
+
+    /// Revokes a token; revoking twice keeps the first time.
+    pub async fn revoke(&self, id: &str) -> Result<TokenRecord, StoreError> {
+        Tokens::update_many()
+            .col_expr(Column::RevokedAt, Expr::value(Utc::now()))
+            .filter(Column::Id.eq(id))
+            .filter(Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        self.get_token(id).await
+    }
+
+    /// Counts one call if the token is not revoked and has calls left, in one atomic
+    /// statement: however many requests race, at most `max_calls` are counted.
+    pub async fn try_consume(&self, id: &str) -> Result<Consume, StoreError> {
+        let result = Tokens::update_many()
+            .col_expr(Column::UsedCalls, Expr::col(Column::UsedCalls).add(1))
+            .col_expr(Column::LastUsedAt, Expr::value(Utc::now()))
+            .filter(Column::Id.eq(id))
+            .filter(Column::RevokedAt.is_null())
+            .filter(
+                Condition::any()
+                    .add(Column::MaxCalls.is_null())
+                    .add(Expr::col(Column::UsedCalls).lt(Expr::col(Column::MaxCalls))),
+            )
+            .exec(&self.db)
+            .await?;
+        if result.rows_affected == 1 {
+            return Ok(Consume::Counted);
+        }
+        Ok(
+            match Tokens::find_by_id(id.to_string()).one(&self.db).await? {
+                None => Consume::Missing,
+                Some(row) if row.revoked_at.is_some() => Consume::Revoked,
+                Some(_) => Consume::Exhausted,
+            },
+        )
+    }
+
+    /// Adds calls counted in memory (tokens without a call limit are counted in batches).
+    pub async fn add_calls(
+        &self,
+        id: &str,
+        calls: i64,
+        last_used_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        Tokens::update_many()
+            .col_expr(Column::UsedCalls, Expr::col(Column::UsedCalls).add(calls))
+            .col_expr(Column::LastUsedAt, Expr::value(last_used_at))
+            .filter(Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Gives back a call that was counted but never reached the provider.
+    pub async fn give_back(&self, id: &str) -> Result<(), StoreError> {
+        Tokens::update_many()
+            .col_expr(Column::UsedCalls, Expr::col(Column::UsedCalls).sub(1))
+            .filter(Column::Id.eq(id))
+            .filter(Column::UsedCalls.gt(0))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}
