@@ -1,0 +1,183 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[relayapi] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'relayapi'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'relayapi'= {
+            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
+            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand keygen 'Create the server''s P-256 key pair (or rotate it, or list the key ring)'
+            cand token 'Issue, list, show and revoke tokens'
+            cand migrate 'Apply pending database migrations, or list their status'
+            cand providers 'List the providers the relay knows, with base URL and auth style'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'relayapi;keygen'= {
+            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
+            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
+            cand --rotate 'Make a new active key; older keys stay so that their tokens still open'
+            cand --list 'List the key ring (kid, created, active) instead of creating a key'
+            cand --json 'Print JSON'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'relayapi;token'= {
+            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
+            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand issue 'Issue a token that seals a provider API key'
+            cand list 'List tokens (active and exhausted; --all adds revoked and expired)'
+            cand show 'Show one token'
+            cand revoke 'Revoke a token: the relay refuses it from then on'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'relayapi;token;issue'= {
+            cand --provider 'Provider (see `relayapi providers`); `custom` for any other OpenAI-compatible server'
+            cand --upstream 'Base URL replacing the provider''s (self-hosted or local servers; required for azure and custom)'
+            cand --auth 'How a custom provider takes the key: bearer, x-api-key, header:NAME or query:NAME'
+            cand --name 'A label for people'
+            cand --api-key-env 'Read the provider API key from this environment variable'
+            cand --max-calls 'Most calls the token may make [default: unlimited]'
+            cand --expires-in 'Lifetime from now, like 30m, 24h, 7d [default: never expires]'
+            cand --expires-at 'Expiry time, RFC 3339 (2026-12-31T23:59:00Z)'
+            cand --model 'Allowed model (repeatable; a trailing * matches a prefix)'
+            cand --origin 'Allowed browser origin, exactly (repeatable)'
+            cand --ip 'Allowed client network, CIDR or address (repeatable)'
+            cand --endpoint 'Allowed request path (repeatable; a trailing * matches a prefix)'
+            cand --rpm 'Requests per minute'
+            cand --concurrency 'Requests in flight at once'
+            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
+            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
+            cand --api-key-stdin 'Read the provider API key from standard input'
+            cand --json 'Print one JSON object'
+            cand -q 'Print the token alone'
+            cand --quiet 'Print the token alone'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'relayapi;token;list'= {
+            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
+            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
+            cand --all 'Include revoked and expired tokens'
+            cand --json 'Print a JSON array'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'relayapi;token;show'= {
+            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
+            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
+            cand --json 'Print JSON'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'relayapi;token;revoke'= {
+            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
+            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand --json 'Print JSON'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'relayapi;token;help'= {
+            cand issue 'Issue a token that seals a provider API key'
+            cand list 'List tokens (active and exhausted; --all adds revoked and expired)'
+            cand show 'Show one token'
+            cand revoke 'Revoke a token: the relay refuses it from then on'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'relayapi;token;help;issue'= {
+        }
+        &'relayapi;token;help;list'= {
+        }
+        &'relayapi;token;help;show'= {
+        }
+        &'relayapi;token;help;revoke'= {
+        }
+        &'relayapi;token;help;help'= {
+        }
+        &'relayapi;migrate'= {
+            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
+            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
+            cand --status 'List applied and pending migrations without applying any'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'relayapi;providers'= {
+            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
+            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
+            cand --json 'Print JSON'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'relayapi;completions'= {
+            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
+            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'relayapi;help'= {
+            cand keygen 'Create the server''s P-256 key pair (or rotate it, or list the key ring)'
+            cand token 'Issue, list, show and revoke tokens'
+            cand migrate 'Apply pending database migrations, or list their status'
+            cand providers 'List the providers the relay knows, with base URL and auth style'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'relayapi;help;keygen'= {
+        }
+        &'relayapi;help;token'= {
+            cand issue 'Issue a token that seals a provider API key'
+            cand list 'List tokens (active and exhausted; --all adds revoked and expired)'
+            cand show 'Show one token'
+            cand revoke 'Revoke a token: the relay refuses it from then on'
+        }
+        &'relayapi;help;token;issue'= {
+        }
+        &'relayapi;help;token;list'= {
+        }
+        &'relayapi;help;token;show'= {
+        }
+        &'relayapi;help;token;revoke'= {
+        }
+        &'relayapi;help;migrate'= {
+        }
+        &'relayapi;help;providers'= {
+        }
+        &'relayapi;help;completions'= {
+        }
+        &'relayapi;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

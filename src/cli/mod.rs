@@ -1,0 +1,182 @@
+//! The command line: clap types, one file per command group.
+
+mod completions;
+pub use completions::script as completion_script;
+mod keygen;
+mod migrate;
+mod output;
+mod providers;
+mod token;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueHint};
+
+use crate::config::{FileConfig, Settings, redact_url};
+use crate::crypto::KeyRing;
+use crate::store::{Migrations, Store};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "relayapi",
+    version,
+    about = "Let browser frontends call AI APIs without ever seeing the real API key",
+    long_about = "Let browser frontends call AI APIs without ever seeing the real API key.\n\n\
+        An admin issues a token that seals the real API key with the server's public key; the \
+        frontend uses the token where it would put the API key and this relay's URL as its \
+        SDK's base URL. The relay opens the token, checks its limits, counts the call and \
+        forwards it with the real key."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Folder for the key ring and the default SQLite database [default: the platform's
+    /// data directory for relayapi]
+    #[arg(long, global = true, env = "RELAYAPI_DATA_DIR", value_hint = ValueHint::DirPath)]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the
+    /// data dir]
+    #[arg(long, global = true, env = "RELAYAPI_DATABASE_URL", hide_env_values = true, value_hint = ValueHint::Url)]
+    pub database_url: Option<String>,
+    /// TOML file with the same settings [default: ./relayapi.toml when present]
+    #[arg(long, global = true, env = "RELAYAPI_CONFIG", value_hint = ValueHint::FilePath)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the server's P-256 key pair (or rotate it, or list the key ring)
+    Keygen(keygen::KeygenCmd),
+    /// Issue, list, show and revoke tokens
+    #[command(subcommand)]
+    Token(token::TokenCmd),
+    /// Apply pending database migrations, or list their status
+    Migrate(migrate::MigrateCmd),
+    /// List the providers the relay knows, with base URL and auth style
+    Providers(providers::ProvidersCmd),
+    /// Print a shell completion script
+    Completions(completions::CompletionsCmd),
+}
+
+/// Runs the CLI and maps any error to one line on stderr and exit code 1.
+pub fn main(cli: Cli) -> ExitCode {
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RELAYAPI_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Completions(cmd) = &cli.command {
+        return cmd.run();
+    }
+    if let Command::Providers(cmd) = &cli.command {
+        return cmd.run();
+    }
+    let ctx = Context::new(&cli.global)?;
+    match cli.command {
+        Command::Keygen(cmd) => cmd.run(&ctx),
+        Command::Token(cmd) => cmd.run(&ctx).await,
+        Command::Migrate(cmd) => cmd.run(&ctx).await,
+        Command::Providers(_) | Command::Completions(_) => unreachable!("handled above"),
+    }
+}
+
+/// What a command needs from the global settings.
+pub struct Context {
+    pub settings: Settings,
+}
+
+impl Context {
+    fn new(global: &GlobalArgs) -> anyhow::Result<Self> {
+        let file = FileConfig::load(global.config.as_deref())?;
+        let settings =
+            Settings::resolve(global.data_dir.clone(), global.database_url.clone(), &file)?;
+        Ok(Self { settings })
+    }
+
+    fn ensure_data_dir(&self) -> anyhow::Result<()> {
+        let dir = &self.settings.data_dir;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot restrict {}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Opens the database, applying pending migrations unless told otherwise.
+    async fn store_with(&self, migrations: Migrations) -> anyhow::Result<Store> {
+        if self.settings.uses_sqlite() {
+            self.ensure_data_dir()?;
+        }
+        Store::connect(&self.settings.database_url, migrations)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the database {}",
+                    redact_url(&self.settings.database_url)
+                )
+            })
+    }
+
+    async fn store(&self) -> anyhow::Result<Store> {
+        self.store_with(Migrations::Apply).await
+    }
+
+    fn keyring_dir(&self) -> PathBuf {
+        KeyRing::dir_in(&self.settings.data_dir)
+    }
+
+    /// The key ring, creating the first key when there is none (and saying so on stderr).
+    fn keyring_or_create(&self) -> anyhow::Result<KeyRing> {
+        self.ensure_data_dir()?;
+        let (ring, created) = KeyRing::load_or_create(&self.keyring_dir())?;
+        if created {
+            eprintln!(
+                "created the server key {} in {}",
+                ring.active_kid(),
+                self.keyring_dir().display()
+            );
+        }
+        Ok(ring)
+    }
+}
+
+pub(crate) fn stdin_is_terminal() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}

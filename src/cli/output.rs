@@ -1,0 +1,59 @@
+//! Shared shapes for what commands print: tables for people, JSON for scripts.
+
+use chrono::{DateTime, Utc};
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{ContentArrangement, Table};
+use serde::Serialize;
+
+use crate::store::{TokenRecord, TokenStatus};
+
+/// A token with its status, as `--json` prints it.
+#[derive(Serialize)]
+pub struct TokenView<'a> {
+    #[serde(flatten)]
+    pub record: &'a TokenRecord,
+    pub status: TokenStatus,
+}
+
+impl<'a> TokenView<'a> {
+    pub fn new(record: &'a TokenRecord, now: DateTime<Utc>) -> Self {
+        Self {
+            record,
+            status: record.status(now),
+        }
+    }
+}
+
+pub fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.iter().copied());
+    table
+}
+
+pub fn time(at: Option<DateTime<Utc>>, none: &str) -> String {
+    at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| none.to_string())
+}
+
+pub fn calls(record: &TokenRecord) -> String {
+    match record.max_calls {
+        Some(max) => format!("{}/{}", record.used_calls, max),
+        None => format!("{}/∞", record.used_calls),
+    }
+}
+
+pub fn list_or(items: &[String], none: &str) -> String {
+    if items.is_empty() {
+        none.to_string()
+    } else {
+        items.join(", ")
+    }
+}
+
+pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

@@ -1,0 +1,387 @@
+use std::io::Read;
+
+use anyhow::{Context as _, bail};
+use chrono::Utc;
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::output::{TokenView, calls, list_or, print_json, table, time};
+use super::{Context, stdin_is_terminal};
+use crate::providers;
+use crate::secret::SecretString;
+use crate::service::{self, ExpiryInput, IssueRequest, IssuedToken, PolicyInput};
+use crate::store::TokenStatus;
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Issue a token that seals a provider API key
+    Issue(Box<IssueArgs>),
+    /// List tokens (active and exhausted; --all adds revoked and expired)
+    List(ListArgs),
+    /// Show one token
+    Show(ShowArgs),
+    /// Revoke a token: the relay refuses it from then on
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// Provider (see `relayapi providers`); `custom` for any other OpenAI-compatible server
+    #[arg(long, default_value = "openai")]
+    provider: String,
+    /// Base URL replacing the provider's (self-hosted or local servers; required for azure
+    /// and custom)
+    #[arg(long, value_name = "URL", value_hint = clap::ValueHint::Url)]
+    upstream: Option<String>,
+    /// How a custom provider takes the key: bearer, x-api-key, header:NAME or query:NAME
+    #[arg(long, value_name = "STYLE")]
+    auth: Option<String>,
+    /// A label for people
+    #[arg(long, value_name = "LABEL")]
+    name: Option<String>,
+    /// Read the provider API key from this environment variable
+    #[arg(long, value_name = "VAR", conflicts_with = "api_key_stdin")]
+    api_key_env: Option<String>,
+    /// Read the provider API key from standard input
+    #[arg(long)]
+    api_key_stdin: bool,
+    /// Most calls the token may make [default: unlimited]
+    #[arg(long, value_name = "N")]
+    max_calls: Option<u64>,
+    /// Lifetime from now, like 30m, 24h, 7d [default: never expires]
+    #[arg(long, value_name = "DURATION", conflicts_with = "expires_at")]
+    expires_in: Option<String>,
+    /// Expiry time, RFC 3339 (2026-12-31T23:59:00Z)
+    #[arg(long, value_name = "TIME")]
+    expires_at: Option<String>,
+    /// Allowed model (repeatable; a trailing * matches a prefix)
+    #[arg(long = "model", value_name = "MODEL")]
+    models: Vec<String>,
+    /// Allowed browser origin, exactly (repeatable)
+    #[arg(long = "origin", value_name = "URL")]
+    origins: Vec<String>,
+    /// Allowed client network, CIDR or address (repeatable)
+    #[arg(long = "ip", value_name = "CIDR")]
+    ips: Vec<String>,
+    /// Allowed request path (repeatable; a trailing * matches a prefix)
+    #[arg(long = "endpoint", value_name = "PATH")]
+    endpoints: Vec<String>,
+    /// Requests per minute
+    #[arg(long, value_name = "N")]
+    rpm: Option<u32>,
+    /// Requests in flight at once
+    #[arg(long, value_name = "N")]
+    concurrency: Option<u32>,
+    /// Print one JSON object
+    #[arg(long, conflicts_with = "quiet")]
+    json: bool,
+    /// Print the token alone
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Include revoked and expired tokens
+    #[arg(long)]
+    all: bool,
+    /// Print a JSON array
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Token id, or any unique prefix of it
+    id: String,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Token id, or any unique prefix of it
+    id: String,
+    /// Do not ask for confirmation
+    #[arg(long, short)]
+    yes: bool,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+impl TokenCmd {
+    pub async fn run(self, ctx: &Context) -> anyhow::Result<()> {
+        match self {
+            TokenCmd::Issue(args) => args.run(ctx).await,
+            TokenCmd::List(args) => args.run(ctx).await,
+            TokenCmd::Show(args) => args.run(ctx).await,
+            TokenCmd::Revoke(args) => args.run(ctx).await,
+        }
+    }
+}
+
+impl IssueArgs {
+    async fn run(self, ctx: &Context) -> anyhow::Result<()> {
+        // Check what can be checked before asking for a secret or touching anything.
+        let provider = providers::lookup(self.provider.trim())
+            .ok_or_else(|| providers::UpstreamError::UnknownProvider(self.provider.clone()))?;
+        let upstream = match (&self.upstream, provider.base_url) {
+            (None, None) if stdin_is_terminal() => Some(
+                dialoguer::Input::<String>::new()
+                    .with_prompt(format!("Upstream base URL for {}", provider.name))
+                    .interact_text()?,
+            ),
+            _ => self.upstream.clone(),
+        };
+        providers::resolve(provider.name, upstream.as_deref())?;
+        let api_key = self.read_api_key()?;
+
+        let store = ctx.store().await?;
+        let ring = ctx.keyring_or_create()?;
+        let request = IssueRequest {
+            provider: provider.name.to_string(),
+            upstream,
+            auth: self.auth.clone(),
+            name: self.name.clone(),
+            api_key,
+            max_calls: self.max_calls,
+            expiry: ExpiryInput {
+                expires_in: self.expires_in.clone(),
+                expires_at: self.expires_at.clone(),
+            },
+            policy: PolicyInput {
+                models: self.models.clone(),
+                origins: self.origins.clone(),
+                ips: self.ips.clone(),
+                endpoints: self.endpoints.clone(),
+                rpm: self.rpm,
+                concurrency: self.concurrency,
+            },
+        };
+        let issued = service::issue(&store, &ring, request).await?;
+        store.close().await;
+        self.print(&issued)
+    }
+
+    fn read_api_key(&self) -> anyhow::Result<SecretString> {
+        let key = if let Some(var) = &self.api_key_env {
+            let value = std::env::var(var)
+                .with_context(|| format!("environment variable {var} is not set"))?;
+            SecretString::new(value)
+        } else if self.api_key_stdin {
+            let mut buf = String::new();
+            std::io::stdin()
+                .read_to_string(&mut buf)
+                .context("cannot read the API key from standard input")?;
+            SecretString::new(buf.trim())
+        } else if stdin_is_terminal() {
+            SecretString::new(
+                dialoguer::Password::new()
+                    .with_prompt(format!("{} API key", self.provider))
+                    .interact()?,
+            )
+        } else {
+            bail!("no API key: give --api-key-env VAR or --api-key-stdin");
+        };
+        if key.expose().trim().is_empty() {
+            bail!("the API key is empty");
+        }
+        Ok(key)
+    }
+
+    fn print(&self, issued: &IssuedToken) -> anyhow::Result<()> {
+        let token = issued.token.expose();
+        if self.quiet {
+            println!("{token}");
+            return Ok(());
+        }
+        if self.json {
+            let view = TokenView::new(&issued.record, Utc::now());
+            let mut value = serde_json::to_value(&view)?;
+            value["token"] = json!(token);
+            return print_json(&value);
+        }
+        let r = &issued.record;
+        let label = r
+            .name
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        println!(
+            "Issued token {}{label} for {}, key {}",
+            r.id, r.provider, r.key_hint
+        );
+        println!(
+            "  calls: {}   expires: {}",
+            r.max_calls
+                .map_or("unlimited".to_string(), |m| m.to_string()),
+            time(r.expires_at, "never")
+        );
+        println!();
+        println!("{token}");
+        println!();
+        println!("Use it where the SDK takes an API key, with the relay as base URL, e.g.:");
+        println!(
+            "  new OpenAI({{ apiKey: TOKEN, baseURL: \"http://RELAY/v1\", dangerouslyAllowBrowser: true }})"
+        );
+        println!("The token is shown only now; the relay keeps just its fingerprint.");
+        Ok(())
+    }
+}
+
+impl ListArgs {
+    async fn run(self, ctx: &Context) -> anyhow::Result<()> {
+        let store = ctx.store().await?;
+        let now = Utc::now();
+        let records: Vec<_> = store
+            .list_tokens()
+            .await?
+            .into_iter()
+            .filter(|r| {
+                self.all || !matches!(r.status(now), TokenStatus::Revoked | TokenStatus::Expired)
+            })
+            .collect();
+        store.close().await;
+        if self.json {
+            let views: Vec<_> = records.iter().map(|r| TokenView::new(r, now)).collect();
+            return print_json(&views);
+        }
+        if records.is_empty() {
+            println!(
+                "no tokens{}",
+                if self.all {
+                    ""
+                } else {
+                    " (--all shows revoked and expired ones)"
+                }
+            );
+            return Ok(());
+        }
+        let mut t = table(&[
+            "id",
+            "name",
+            "provider",
+            "calls",
+            "expires",
+            "status",
+            "last used",
+        ]);
+        for r in &records {
+            t.add_row(vec![
+                r.id[..12].to_string(),
+                r.name.clone().unwrap_or_default(),
+                r.provider.clone(),
+                calls(r),
+                time(r.expires_at, "never"),
+                r.status(now).to_string(),
+                time(r.last_used_at, "—"),
+            ]);
+        }
+        println!("{t}");
+        Ok(())
+    }
+}
+
+impl ShowArgs {
+    async fn run(self, ctx: &Context) -> anyhow::Result<()> {
+        let store = ctx.store().await?;
+        let r = store.resolve_id(&self.id).await?;
+        store.close().await;
+        let now = Utc::now();
+        if self.json {
+            return print_json(&TokenView::new(&r, now));
+        }
+        let p = &r.policy;
+        let ips: Vec<String> = p.ips.iter().map(|n| n.to_string()).collect();
+        let mut t = table(&["field", "value"]);
+        for (field, value) in [
+            ("id", r.id.clone()),
+            ("name", r.name.clone().unwrap_or_default()),
+            ("status", r.status(now).to_string()),
+            ("provider", r.provider.clone()),
+            (
+                "upstream",
+                r.upstream
+                    .clone()
+                    .unwrap_or_else(|| "(provider default)".into()),
+            ),
+            (
+                "auth",
+                r.auth
+                    .clone()
+                    .unwrap_or_else(|| "(provider default)".into()),
+            ),
+            ("key", r.key_hint.clone()),
+            ("sealed with key", r.kid.clone()),
+            ("calls", calls(&r)),
+            ("created", time(Some(r.created_at), "")),
+            ("expires", time(r.expires_at, "never")),
+            ("revoked", time(r.revoked_at, "—")),
+            ("last used", time(r.last_used_at, "—")),
+            ("models", list_or(&p.models, "any")),
+            ("origins", list_or(&p.origins, "any")),
+            ("client IPs", list_or(&ips, "any")),
+            ("endpoints", list_or(&p.endpoints, "provider defaults")),
+            (
+                "requests/minute",
+                p.rpm.map_or("unlimited".into(), |v| v.to_string()),
+            ),
+            (
+                "concurrency",
+                p.concurrency.map_or("unlimited".into(), |v| v.to_string()),
+            ),
+        ] {
+            t.add_row(vec![field.to_string(), value]);
+        }
+        println!("{t}");
+        Ok(())
+    }
+}
+
+impl RevokeArgs {
+    async fn run(self, ctx: &Context) -> anyhow::Result<()> {
+        let store = ctx.store().await?;
+        let record = store.resolve_id(&self.id).await?;
+        if let Some(at) = record.revoked_at {
+            store.close().await;
+            if self.json {
+                return print_json(&TokenView::new(&record, Utc::now()));
+            }
+            println!(
+                "token {} was already revoked at {}",
+                record.id,
+                time(Some(at), "")
+            );
+            return Ok(());
+        }
+        if !self.yes {
+            if !stdin_is_terminal() {
+                bail!(
+                    "not revoking {} without confirmation: pass --yes",
+                    record.id
+                );
+            }
+            let label = record
+                .name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            let confirmed = dialoguer::Confirm::new()
+                .with_prompt(format!("Revoke token {}{label}?", record.id))
+                .default(false)
+                .interact()?;
+            if !confirmed {
+                bail!("not revoked");
+            }
+        }
+        let revoked = service::revoke(&store, &record.id).await?;
+        store.close().await;
+        if self.json {
+            return print_json(&TokenView::new(&revoked, Utc::now()));
+        }
+        println!("revoked token {}", revoked.id);
+        Ok(())
+    }
+}
