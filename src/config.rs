@@ -30,6 +30,13 @@ pub enum ConfigError {
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    /// `serve` settings, named like its flags.
+    pub listen: Option<String>,
+    pub max_body: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub upstream_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub grace_period: Option<String>,
 }
 
 impl FileConfig {
@@ -98,6 +105,27 @@ impl Settings {
     }
 }
 
+/// A size like `1048576`, `512KiB`, `32MiB` or `1GiB` (KB/MB/GB are taken as powers of 1024
+/// too: this is a memory bound, not a disk label).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 32MiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("{s:?} is not a size like 32MiB")),
+    };
+    n.checked_mul(mult)
+        .filter(|&v| v > 0)
+        .ok_or_else(|| format!("{s:?} is not a usable size"))
+}
+
 pub fn default_data_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "relayapi").map(|d| d.data_dir().to_path_buf())
 }
@@ -130,6 +158,15 @@ mod tests {
         assert_eq!(s.database_url, "sqlite://f.db");
         let s = Settings::resolve(None, None, &FileConfig::default()).unwrap();
         assert!(s.database_url.ends_with("relayapi.db?mode=rwc"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("32MiB").unwrap(), 32 << 20);
+        assert_eq!(parse_size("512k").unwrap(), 512 << 10);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12 parsecs").is_err());
     }
 
     #[test]

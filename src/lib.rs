@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod policy;
 pub mod providers;
 pub mod secret;
+pub mod server;
 pub mod service;
 pub mod store;
 pub mod token;

@@ -6,6 +6,7 @@ mod keygen;
 mod migrate;
 mod output;
 mod providers;
+mod serve;
 mod token;
 
 use std::io::IsTerminal;
@@ -59,6 +60,8 @@ pub enum Command {
     /// Issue, list, show and revoke tokens
     #[command(subcommand)]
     Token(token::TokenCmd),
+    /// Run the relay: open tokens, check them, count calls, forward to the provider
+    Serve(serve::ServeCmd),
     /// Apply pending database migrations, or list their status
     Migrate(migrate::MigrateCmd),
     /// List the providers the relay knows, with base URL and auth style
@@ -110,6 +113,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keygen(cmd) => cmd.run(&ctx),
         Command::Token(cmd) => cmd.run(&ctx).await,
         Command::Migrate(cmd) => cmd.run(&ctx).await,
+        Command::Serve(cmd) => cmd.run(&ctx).await,
         Command::Providers(_) | Command::Completions(_) => unreachable!("handled above"),
     }
 }
@@ -117,6 +121,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// What a command needs from the global settings.
 pub struct Context {
     pub settings: Settings,
+    pub file: FileConfig,
 }
 
 impl Context {
@@ -124,7 +129,7 @@ impl Context {
         let file = FileConfig::load(global.config.as_deref())?;
         let settings =
             Settings::resolve(global.data_dir.clone(), global.database_url.clone(), &file)?;
-        Ok(Self { settings })
+        Ok(Self { settings, file })
     }
 
     fn ensure_data_dir(&self) -> anyhow::Result<()> {

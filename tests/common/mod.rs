@@ -90,39 +90,12 @@ impl TestEnv {
 
     /// The real binary, pointed at this installation, with no stray settings from outside.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::cargo_bin("relayapi").expect("binary built");
-        for (key, _) in std::env::vars() {
-            if key.starts_with("RELAYAPI_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.current_dir(self.dir.path())
-            .env("RELAYAPI_DATA_DIR", self.data_dir())
-            .env("RELAYAPI_DATABASE_URL", &self.database_url)
-            .env("RELAYAPI_LOG", "warn")
-            .timeout(std::time::Duration::from_secs(60));
-        cmd
+        TestEnvHandle::from(self).cmd()
     }
 
     /// Issues a token through the CLI and returns (id, token).
     pub fn issue(&self, api_key: &str, args: &[&str]) -> (String, String) {
-        let out = self
-            .cmd()
-            .args(["token", "issue", "--api-key-env", "TEST_API_KEY", "--json"])
-            .args(args)
-            .env("TEST_API_KEY", api_key)
-            .output()
-            .expect("run token issue");
-        assert!(
-            out.status.success(),
-            "token issue failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
-        (
-            v["id"].as_str().expect("id").to_string(),
-            v["token"].as_str().expect("token").to_string(),
-        )
+        TestEnvHandle::from(self).issue(api_key, args)
     }
 
     /// Everything the database holds, as bytes a dump would contain.
@@ -178,12 +151,25 @@ impl Drop for TestEnv {
     }
 }
 
-pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
+/// Runs a future to completion on a thread of its own, so that sync helpers work from sync
+/// and async tests alike.
+pub fn block_on<F>(f: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime")
+                    .block_on(f)
+            })
+            .join()
+            .expect("helper thread")
+    })
 }
 
 pub fn stdout(out: &std::process::Output) -> String {
@@ -199,4 +185,234 @@ pub fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
+}
+
+pub mod mock;
+
+use std::sync::Arc;
+
+use relayapi::crypto::KeyRing;
+use relayapi::server::{AppState, ServeConfig};
+use relayapi::store::{Migrations, Store};
+
+/// A relay running in this process on 127.0.0.1:0, against a test environment's key ring
+/// and database.
+pub struct TestRelay {
+    pub url: String,
+    pub state: Arc<AppState>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestRelay {
+    pub async fn start(env: &TestEnv, config: ServeConfig) -> Self {
+        std::fs::create_dir_all(env.data_dir()).expect("data dir");
+        let store = Store::connect(&env.database_url, Migrations::Apply)
+            .await
+            .expect("store");
+        let (ring, _) = KeyRing::load_or_create(&env.keys_dir()).expect("key ring");
+        let state = Arc::new(AppState::new(config, store, ring).expect("state"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(relayapi::server::run(state.clone(), listener, async {
+            let _ = rx.await;
+        }));
+        TestRelay {
+            url,
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Signals a graceful stop and waits for the server to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(std::time::Duration::from_secs(30), task)
+                .await
+                .expect("server stops within 30 s")
+                .expect("server task");
+        }
+    }
+
+    pub fn begin_stop(&mut self) -> tokio::task::JoinHandle<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.take().expect("running")
+    }
+}
+
+pub fn http() -> reqwest::Client {
+    relayapi::server::install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client")
+}
+
+/// Issues through the CLI without blocking the async runtime.
+pub async fn issue_async(env: &TestEnv, api_key: &str, args: &[&str]) -> (String, String) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let key = api_key.to_string();
+    let cmd_env = TestEnvHandle::from(env);
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        cmd_env.issue(&key, &refs)
+    })
+    .await
+    .expect("issue task")
+}
+
+/// Runs a CLI command without blocking the async runtime; returns the output.
+pub async fn cli_async(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let cmd_env = TestEnvHandle::from(env);
+    tokio::task::spawn_blocking(move || cmd_env.cmd().args(&args).output().expect("run CLI"))
+        .await
+        .expect("cli task")
+}
+
+/// What a blocking task needs to run the CLI against an environment.
+#[derive(Clone)]
+pub struct TestEnvHandle {
+    data_dir: PathBuf,
+    database_url: String,
+    work_dir: PathBuf,
+}
+
+impl From<&TestEnv> for TestEnvHandle {
+    fn from(env: &TestEnv) -> Self {
+        TestEnvHandle {
+            data_dir: env.data_dir(),
+            database_url: env.database_url.clone(),
+            work_dir: env.dir.path().to_path_buf(),
+        }
+    }
+}
+
+impl TestEnvHandle {
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("relayapi").expect("binary built");
+        for (key, _) in std::env::vars() {
+            if key.starts_with("RELAYAPI_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.current_dir(&self.work_dir)
+            .env("RELAYAPI_DATA_DIR", &self.data_dir)
+            .env("RELAYAPI_DATABASE_URL", &self.database_url)
+            .env("RELAYAPI_LOG", "warn")
+            .timeout(std::time::Duration::from_secs(60));
+        cmd
+    }
+
+    pub fn issue(&self, api_key: &str, args: &[&str]) -> (String, String) {
+        let out = self
+            .cmd()
+            .args(["token", "issue", "--api-key-env", "TEST_API_KEY", "--json"])
+            .args(args)
+            .env("TEST_API_KEY", api_key)
+            .output()
+            .expect("run token issue");
+        assert!(
+            out.status.success(),
+            "token issue failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+        (
+            v["id"].as_str().unwrap().to_string(),
+            v["token"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+/// `relayapi serve` as a real process on 127.0.0.1:0; killed on drop unless stopped.
+pub struct ServeProcess {
+    pub url: String,
+    child: Option<std::process::Child>,
+}
+
+impl ServeProcess {
+    pub fn spawn(env: &TestEnv, extra: &[&str]) -> Self {
+        use std::io::BufRead;
+        let bin = assert_cmd::cargo::cargo_bin("relayapi");
+        let mut cmd = std::process::Command::new(bin);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("RELAYAPI_") {
+                cmd.env_remove(key);
+            }
+        }
+        let mut child = cmd
+            .current_dir(env.dir.path())
+            .env("RELAYAPI_DATA_DIR", env.data_dir())
+            .env("RELAYAPI_DATABASE_URL", &env.database_url)
+            .env("RELAYAPI_LOG", "warn")
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn relayapi serve");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if !sent && let Some(url) = line.strip_prefix("relayapi listening on ") {
+                    let _ = tx.send(url.to_string());
+                    sent = true;
+                } else {
+                    eprintln!("[serve] {line}");
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("relayapi serve printed its address");
+        ServeProcess {
+            url,
+            child: Some(child),
+        }
+    }
+
+    /// SIGTERM, then the exit status (within 30 s).
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve did not stop after SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

@@ -1,0 +1,126 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use clap::Args;
+
+use super::Context;
+use crate::config::parse_size;
+use crate::server::{self, AppState, ServeConfig};
+use crate::service::parse_duration;
+
+#[derive(Debug, Args)]
+pub struct ServeCmd {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "RELAYAPI_LISTEN", value_name = "ADDR")]
+    listen: Option<String>,
+    /// Largest request body accepted, like 32MiB [default: 32MiB]
+    #[arg(long, env = "RELAYAPI_MAX_BODY", value_name = "SIZE")]
+    max_body: Option<String>,
+    /// Time allowed to connect to a provider [default: 10s]
+    #[arg(long, env = "RELAYAPI_CONNECT_TIMEOUT", value_name = "DURATION")]
+    connect_timeout: Option<String>,
+    /// Time allowed until a provider's response headers [default: 300s]
+    #[arg(long, env = "RELAYAPI_UPSTREAM_TIMEOUT", value_name = "DURATION")]
+    upstream_timeout: Option<String>,
+    /// Longest pause between two chunks of a response; no limit on a whole stream [default: 120s]
+    #[arg(long, env = "RELAYAPI_IDLE_TIMEOUT", value_name = "DURATION")]
+    idle_timeout: Option<String>,
+    /// How long in-flight requests may finish after SIGINT/SIGTERM [default: 30s]
+    #[arg(long, env = "RELAYAPI_GRACE_PERIOD", value_name = "DURATION")]
+    grace_period: Option<String>,
+}
+
+fn duration(
+    name: &str,
+    flag: &Option<String>,
+    file: &Option<String>,
+    default: Duration,
+) -> anyhow::Result<Duration> {
+    match flag.as_ref().or(file.as_ref()) {
+        None => Ok(default),
+        Some(s) => parse_duration(s)
+            .map_err(|m| anyhow!("--{name}: {m}"))?
+            .to_std()
+            .map_err(|_| anyhow!("--{name}: out of range")),
+    }
+}
+
+impl ServeCmd {
+    fn config(&self, ctx: &Context) -> anyhow::Result<(SocketAddr, ServeConfig)> {
+        let file = &ctx.file;
+        let defaults = ServeConfig::default();
+        let listen = self
+            .listen
+            .clone()
+            .or_else(|| file.listen.clone())
+            .unwrap_or_else(|| "127.0.0.1:8080".to_string());
+        let listen: SocketAddr = listen
+            .parse()
+            .map_err(|_| anyhow!("--listen: {listen:?} is not an address like 127.0.0.1:8080"))?;
+        let max_body = match self.max_body.as_ref().or(file.max_body.as_ref()) {
+            None => defaults.max_body,
+            Some(s) => parse_size(s).map_err(|m| anyhow!("--max-body: {m}"))?,
+        };
+        let config = ServeConfig {
+            max_body,
+            connect_timeout: duration(
+                "connect-timeout",
+                &self.connect_timeout,
+                &file.connect_timeout,
+                defaults.connect_timeout,
+            )?,
+            upstream_timeout: duration(
+                "upstream-timeout",
+                &self.upstream_timeout,
+                &file.upstream_timeout,
+                defaults.upstream_timeout,
+            )?,
+            idle_timeout: duration(
+                "idle-timeout",
+                &self.idle_timeout,
+                &file.idle_timeout,
+                defaults.idle_timeout,
+            )?,
+            grace_period: duration(
+                "grace-period",
+                &self.grace_period,
+                &file.grace_period,
+                defaults.grace_period,
+            )?,
+        };
+        Ok((listen, config))
+    }
+
+    pub async fn run(&self, ctx: &Context) -> anyhow::Result<()> {
+        let (listen, config) = self.config(ctx)?;
+        let ring = ctx.keyring_or_create()?;
+        let store = ctx.store().await?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let local = listener.local_addr()?;
+        let kid = ring.active_kid();
+        let state = Arc::new(
+            AppState::new(config, store.clone(), ring).context("cannot build the HTTP client")?,
+        );
+        // A stable line on stderr, whatever the log level: scripts and tests read the port.
+        eprintln!("relayapi listening on http://{local}");
+        tracing::info!(kid = %kid, database = store.backend_name(), "serving");
+        server::run(state, listener, shutdown_signal()).await;
+        store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stop signal received; finishing in-flight requests");
+}

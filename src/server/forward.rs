@@ -1,0 +1,328 @@
+//! Mapping a client request onto the upstream one: where the token is found, which headers
+//! pass, where the request goes. Pure functions, so they can be tested (and fuzzed) alone.
+
+use warp::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::providers::AuthStyle;
+use crate::secret::SecretString;
+
+/// Headers SDKs put an API key in; all are removed before forwarding.
+const TOKEN_HEADERS: [&str; 3] = ["x-api-key", "x-goog-api-key", "api-key"];
+/// The query parameter Gemini SDKs put an API key in.
+const TOKEN_QUERY_PARAM: &str = "key";
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and others that must not cross the relay.
+const DROPPED_REQUEST_HEADERS: [&str; 16] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    // The browser's context is the relay's business, not the provider's: some providers
+    // treat a request carrying Origin as a direct browser call.
+    "origin",
+    "referer",
+    "cookie",
+    "forwarded",
+    "x-forwarded-for",
+];
+
+const DROPPED_RESPONSE_HEADERS: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "set-cookie",
+];
+
+/// Finds the token wherever an SDK puts an API key. Order: Authorization, x-api-key,
+/// x-goog-api-key, api-key, then `?key=`.
+pub fn extract_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let value = value.trim();
+        let bearer = value
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, rest)| rest.trim());
+        if let Some(token) = bearer.filter(|t| !t.is_empty()) {
+            return Some(token.to_string());
+        }
+    }
+    for name in TOKEN_HEADERS {
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            let v = v.trim();
+            if !v.is_empty() {
+                return Some(v.to_string());
+            }
+        }
+    }
+    query.and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, v)| k == TOKEN_QUERY_PARAM && !v.is_empty())
+            .map(|(_, v)| v.into_owned())
+    })
+}
+
+/// Refuses paths that could climb out of the upstream's base path: `.` or `..` segments,
+/// also percent-encoded, and encoded separators.
+pub fn path_is_safe(path: &str) -> bool {
+    if !path.starts_with('/') || path.contains('\\') {
+        return false;
+    }
+    path.split('/').all(|segment| {
+        let decoded = percent_decode(segment);
+        decoded != "."
+            && decoded != ".."
+            && !decoded.contains('/')
+            && !decoded.contains('\\')
+            && !decoded.contains('\0')
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// The upstream URL: base (which may carry a path prefix) + path + the client's query
+/// without token parameters, plus the key when the provider takes it in the query.
+pub fn upstream_url(
+    base: &str,
+    path: &str,
+    query: Option<&str>,
+    auth: &AuthStyle,
+    api_key: &SecretString,
+) -> Result<reqwest::Url, url::ParseError> {
+    let mut url = reqwest::Url::parse(&format!("{}{}", base.trim_end_matches('/'), path))?;
+    let kept: Vec<(String, String)> = query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .filter(|(k, _)| k != TOKEN_QUERY_PARAM)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let key_param = match auth {
+        AuthStyle::Query(name) => Some(name.as_ref()),
+        _ => None,
+    };
+    if kept.is_empty() && key_param.is_none() {
+        url.set_query(None);
+    } else {
+        let mut pairs = url.query_pairs_mut();
+        pairs.clear();
+        for (k, v) in &kept {
+            if Some(k.as_str()) != key_param {
+                pairs.append_pair(k, v);
+            }
+        }
+        if let Some(name) = key_param {
+            pairs.append_pair(name, api_key.expose());
+        }
+    }
+    Ok(url)
+}
+
+/// The headers sent upstream: the client's, minus token carriers and hop-by-hop headers,
+/// plus the real key in the provider's style and the provider's default headers.
+pub fn upstream_headers(
+    client: &HeaderMap,
+    auth: &AuthStyle,
+    api_key: &SecretString,
+    defaults: &[(&'static str, &'static str)],
+) -> Result<HeaderMap, warp::http::header::InvalidHeaderValue> {
+    let connection_listed: Vec<String> = client
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
+    let mut out = HeaderMap::with_capacity(client.len() + 2);
+    for (name, value) in client {
+        let n = name.as_str();
+        if n == "authorization"
+            || TOKEN_HEADERS.contains(&n)
+            || DROPPED_REQUEST_HEADERS.contains(&n)
+            || n.starts_with("sec-fetch-")
+            || connection_listed.iter().any(|c| c == n)
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    match auth {
+        AuthStyle::Bearer => {
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", api_key.expose()))?;
+            value.set_sensitive(true);
+            out.insert(header::AUTHORIZATION, value);
+        }
+        AuthStyle::Header(name) => {
+            let mut value = HeaderValue::from_str(api_key.expose())?;
+            value.set_sensitive(true);
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("validated at issue");
+            out.insert(name, value);
+        }
+        AuthStyle::Query(_) => {}
+    }
+    for (name, value) in defaults {
+        if !out.contains_key(*name) {
+            out.insert(*name, HeaderValue::from_static(value));
+        }
+    }
+    Ok(out)
+}
+
+/// The upstream's response headers the client may see: hop-by-hop and the upstream's own
+/// CORS headers (the relay sets its own) are dropped.
+pub fn response_headers(upstream: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(upstream.len() + 3);
+    for (name, value) in upstream {
+        let n = name.as_str();
+        if DROPPED_RESPONSE_HEADERS.contains(&n) || n.starts_with("access-control-") {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn finds_the_token_where_each_sdk_puts_it() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>);
+        let cases: [Case; 5] = [
+            (&[("authorization", "Bearer rly_a")], None),
+            (&[("x-api-key", "rly_a")], None),
+            (&[("x-goog-api-key", "rly_a")], None),
+            (&[("api-key", "rly_a")], None),
+            (&[], Some("alt=sse&key=rly_a")),
+        ];
+        for (pairs, query) in cases {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, HeaderValue::from_str(v).unwrap());
+            }
+            assert_eq!(
+                extract_token(&h, query).as_deref(),
+                Some("rly_a"),
+                "{pairs:?} {query:?}"
+            );
+        }
+        assert_eq!(
+            extract_token(&headers(&[("authorization", "Basic abc")]), None),
+            None
+        );
+        assert_eq!(
+            extract_token(&headers(&[("authorization", "Bearer ")]), None),
+            None
+        );
+    }
+
+    #[test]
+    fn traversal_is_refused() {
+        for bad in [
+            "/v1/../admin",
+            "/v1/%2e%2e/admin",
+            "/v1/%2E./x",
+            "/v1/a%2fb",
+            "/v1/a%5Cb",
+            "/.",
+            "v1",
+        ] {
+            assert!(!path_is_safe(bad), "{bad}");
+        }
+        for good in [
+            "/v1/chat/completions",
+            "/v1beta/models/gemini-2.0-flash:generateContent",
+            "/v1/a.b/c..d",
+        ] {
+            assert!(path_is_safe(good), "{good}");
+        }
+    }
+
+    #[test]
+    fn urls_keep_the_base_prefix_and_drop_the_token() {
+        let key = SecretString::new("sk-real");
+        let url = upstream_url(
+            "http://h:1/prefix",
+            "/v1/x",
+            Some("a=1&key=rly_t&b=2"),
+            &AuthStyle::Bearer,
+            &key,
+        )
+        .unwrap();
+        assert_eq!(url.as_str(), "http://h:1/prefix/v1/x?a=1&b=2");
+        let url = upstream_url(
+            "http://h:1",
+            "/v1/x",
+            Some("key=rly_t"),
+            &AuthStyle::Bearer,
+            &key,
+        )
+        .unwrap();
+        assert_eq!(url.as_str(), "http://h:1/v1/x");
+        let q = "query:key".parse::<AuthStyle>().unwrap();
+        let url = upstream_url("http://h:1", "/m", Some("key=rly_t&alt=sse"), &q, &key).unwrap();
+        assert_eq!(url.as_str(), "http://h:1/m?alt=sse&key=sk-real");
+    }
+
+    #[test]
+    fn headers_carry_the_real_key_in_the_provider_style_only() {
+        let client = headers(&[
+            ("authorization", "Bearer rly_t"),
+            ("x-api-key", "rly_t"),
+            ("content-type", "application/json"),
+            ("connection", "keep-alive, x-hop"),
+            ("x-hop", "1"),
+            ("origin", "https://app.example"),
+            ("cookie", "session=1"),
+        ]);
+        let key = SecretString::new("sk-real");
+        let out = upstream_headers(
+            &client,
+            &"x-api-key".parse().unwrap(),
+            &key,
+            &[("anthropic-version", "2023-06-01")],
+        )
+        .unwrap();
+        assert_eq!(out.get("x-api-key").unwrap(), "sk-real");
+        assert!(out.get("authorization").is_none());
+        assert!(
+            out.get("x-hop").is_none()
+                && out.get("origin").is_none()
+                && out.get("cookie").is_none()
+        );
+        assert_eq!(out.get("content-type").unwrap(), "application/json");
+        assert_eq!(out.get("anthropic-version").unwrap(), "2023-06-01");
+        let out = upstream_headers(&client, &AuthStyle::Bearer, &key, &[]).unwrap();
+        assert_eq!(out.get("authorization").unwrap(), "Bearer sk-real");
+        assert!(out.get("x-api-key").is_none());
+    }
+}

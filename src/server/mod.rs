@@ -1,0 +1,181 @@
+//! The relay server (warp): routes, state, start and graceful stop.
+
+mod body;
+mod cors;
+pub mod counter;
+pub mod errors;
+pub mod forward;
+mod proxy;
+pub mod tokens;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use warp::Filter;
+use warp::http::{HeaderMap, Method};
+use warp::reply::{Reply, Response};
+
+use crate::crypto::KeyRing;
+use crate::store::Store;
+use counter::CallCounter;
+use errors::ApiError;
+use tokens::TokenCache;
+
+/// Settings of a running relay.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Largest request body accepted, in bytes.
+    pub max_body: u64,
+    /// Time to connect to the upstream.
+    pub connect_timeout: Duration,
+    /// Time from sending a request to the upstream's response headers.
+    pub upstream_timeout: Duration,
+    /// Longest pause between two chunks of a response body.
+    pub idle_timeout: Duration,
+    /// How long in-flight requests may run after a stop signal.
+    pub grace_period: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            max_body: 32 * 1024 * 1024,
+            connect_timeout: Duration::from_secs(10),
+            upstream_timeout: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(120),
+            grace_period: Duration::from_secs(30),
+        }
+    }
+}
+
+pub struct AppState {
+    pub config: ServeConfig,
+    pub store: Store,
+    pub tokens: TokenCache,
+    pub counter: Arc<CallCounter>,
+    pub client: reqwest::Client,
+}
+
+impl AppState {
+    pub fn new(config: ServeConfig, store: Store, ring: KeyRing) -> Result<Self, reqwest::Error> {
+        install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Self {
+            tokens: TokenCache::new(Arc::new(ring), store.clone()),
+            counter: Arc::new(CallCounter::new(store.clone())),
+            store,
+            client,
+            config,
+        })
+    }
+}
+
+/// reqwest is built without a default TLS crypto backend; this picks ring, once.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// All routes: health checks, CORS preflights, and the relay for everything else.
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone {
+    let healthz = warp::path!("healthz")
+        .and(warp::get().or(warp::head()).unify())
+        .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})).into_response());
+    let ready_state = state.clone();
+    let readyz = warp::path!("readyz")
+        .and(warp::get().or(warp::head()).unify())
+        .then(move || {
+            let state = ready_state.clone();
+            async move {
+                match state.store.ping().await {
+                    Ok(()) => {
+                        warp::reply::json(&serde_json::json!({"status": "ready"})).into_response()
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "readiness check failed");
+                        ApiError::StoreUnavailable.into_response()
+                    }
+                }
+            }
+        });
+    let preflight = warp::options()
+        .and(warp::header::headers_cloned())
+        .map(|headers: HeaderMap| cors::preflight(&headers));
+    let query = warp::query::raw()
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify();
+    let relay = warp::method()
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(
+            move |method: Method,
+                  path: warp::path::FullPath,
+                  query: Option<String>,
+                  headers: HeaderMap,
+                  body| {
+                let state = state.clone();
+                let incoming = proxy::Incoming {
+                    method,
+                    path: path.as_str().to_string(),
+                    query,
+                    headers,
+                };
+                async move { proxy::handle(state, incoming, Box::pin(body)).await }
+            },
+        );
+    healthz
+        .or(readyz)
+        .unify()
+        .or(preflight)
+        .unify()
+        .or(relay)
+        .unify()
+        .recover(|_| async {
+            Ok::<_, std::convert::Infallible>(ApiError::NotFound.into_response())
+        })
+        .unify()
+}
+
+/// Serves on `listener` until `shutdown` resolves, then lets in-flight requests finish for
+/// up to the grace period and writes pending call counts.
+pub async fn run(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let flusher = state.counter.spawn_flusher();
+    let grace = state.config.grace_period;
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+    };
+    let server = warp::serve(routes(state.clone()))
+        .incoming(listener)
+        .graceful(signal)
+        .run();
+    tokio::pin!(server);
+    tokio::select! {
+        _ = &mut server => {}
+        _ = async {
+            let _ = stopping_rx.await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_s = grace.as_secs_f64(), "grace period over; closing the remaining connections");
+        }
+    }
+    flusher.abort();
+    if let Err(e) = state.counter.flush().await {
+        tracing::error!(error = %e, "could not write the last call counts");
+    }
+}

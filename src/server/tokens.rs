@@ -1,0 +1,175 @@
+//! Resolving a presented token to what the relay needs, without an ECDH or a database read
+//! on every request.
+//!
+//! Opened tokens are cached by fingerprint together with a snapshot of their database row.
+//! A snapshot older than `SOFT_TTL` is refreshed in the background; one older than
+//! `HARD_TTL` is refreshed before use. So a revocation or a policy change made by any
+//! process is seen within `HARD_TTL` (< 1 s), and a database that stops answering turns
+//! into refusals within the same bound (fail closed). Refusals are never cached.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::crypto::KeyRing;
+use crate::store::{Store, StoreError, TokenRecord};
+use crate::token::{self, TokenClaims};
+
+use super::errors::ApiError;
+
+pub const SOFT_TTL: Duration = Duration::from_millis(250);
+pub const HARD_TTL: Duration = Duration::from_millis(900);
+/// Bound on cached tokens; past it the cache starts over (a miss costs one open and one read).
+const MAX_ENTRIES: usize = 100_000;
+
+pub struct ResolvedToken {
+    pub claims: TokenClaims,
+    snapshot: Mutex<Snapshot>,
+}
+
+#[derive(Clone)]
+struct Snapshot {
+    record: Arc<TokenRecord>,
+    fetched: Instant,
+    refreshing: bool,
+}
+
+impl ResolvedToken {
+    pub fn record(&self) -> Arc<TokenRecord> {
+        self.snapshot.lock().expect("snapshot lock").record.clone()
+    }
+}
+
+pub struct TokenCache {
+    ring: Arc<KeyRing>,
+    store: Store,
+    entries: RwLock<HashMap<String, Arc<ResolvedToken>>>,
+}
+
+impl TokenCache {
+    pub fn new(ring: Arc<KeyRing>, store: Store) -> Self {
+        Self {
+            ring,
+            store,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Resolves a presented token: opened with the key ring, registered in the store, and
+    /// its row no older than `HARD_TTL`.
+    pub async fn resolve(&self, presented: &str) -> Result<Arc<ResolvedToken>, ApiError> {
+        if !token::looks_like_token(presented) {
+            return Err(ApiError::InvalidToken);
+        }
+        let fingerprint = token::fingerprint(presented);
+        let cached = self
+            .entries
+            .read()
+            .expect("cache lock")
+            .get(&fingerprint)
+            .cloned();
+        match cached {
+            Some(entry) => {
+                self.freshen(&entry, &fingerprint).await?;
+                Ok(entry)
+            }
+            None => self.load(presented, fingerprint).await,
+        }
+    }
+
+    async fn load(
+        &self,
+        presented: &str,
+        fingerprint: String,
+    ) -> Result<Arc<ResolvedToken>, ApiError> {
+        let claims = token::open(&self.ring, presented).map_err(|_| ApiError::InvalidToken)?;
+        let record = self.fetch(&fingerprint).await?;
+        // A token that opens but whose row is missing, or belongs to another id, was not
+        // issued through the store.
+        if record.id != claims.id.to_string() {
+            return Err(ApiError::InvalidToken);
+        }
+        let entry = Arc::new(ResolvedToken {
+            claims,
+            snapshot: Mutex::new(Snapshot {
+                record: Arc::new(record),
+                fetched: Instant::now(),
+                refreshing: false,
+            }),
+        });
+        let mut entries = self.entries.write().expect("cache lock");
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(fingerprint, entry.clone());
+        Ok(entry)
+    }
+
+    async fn fetch(&self, fingerprint: &str) -> Result<TokenRecord, ApiError> {
+        match self.store.find_by_fingerprint(fingerprint).await {
+            Ok(Some(record)) => Ok(record),
+            Ok(None) => Err(ApiError::InvalidToken),
+            Err(e) => {
+                tracing::warn!(error = %e, "token lookup failed");
+                Err(ApiError::StoreUnavailable)
+            }
+        }
+    }
+
+    async fn freshen(&self, entry: &Arc<ResolvedToken>, fingerprint: &str) -> Result<(), ApiError> {
+        let (age, refreshing) = {
+            let s = entry.snapshot.lock().expect("snapshot lock");
+            (s.fetched.elapsed(), s.refreshing)
+        };
+        if age < SOFT_TTL {
+            return Ok(());
+        }
+        if age < HARD_TTL {
+            if !refreshing {
+                entry.snapshot.lock().expect("snapshot lock").refreshing = true;
+                let (entry, store, fp) =
+                    (entry.clone(), self.store.clone(), fingerprint.to_string());
+                tokio::spawn(async move {
+                    let result = store.find_by_fingerprint(&fp).await;
+                    let mut s = entry.snapshot.lock().expect("snapshot lock");
+                    s.refreshing = false;
+                    match result {
+                        Ok(Some(record)) => {
+                            s.record = Arc::new(record);
+                            s.fetched = Instant::now();
+                        }
+                        // Deleted rows and errors leave the snapshot to age out: the next
+                        // request past HARD_TTL asks the store itself.
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "token refresh failed"),
+                    }
+                });
+            }
+            return Ok(());
+        }
+        match self.fetch(fingerprint).await {
+            Ok(record) => {
+                let mut s = entry.snapshot.lock().expect("snapshot lock");
+                s.record = Arc::new(record);
+                s.fetched = Instant::now();
+                Ok(())
+            }
+            Err(e) => {
+                if e == ApiError::InvalidToken {
+                    self.entries
+                        .write()
+                        .expect("cache lock")
+                        .remove(fingerprint);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::warn!(error = %e, "store error");
+        ApiError::StoreUnavailable
+    }
+}

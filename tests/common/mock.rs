@@ -1,0 +1,195 @@
+//! A real local upstream that records what it receives and answers like a provider.
+//!
+//! Paths: `/slow/...` waits 3 s before answering; `/status/500` answers 500; a body with
+//! `"stream": true` (or a path ending in `:streamGenerateContent`) gets an SSE stream whose
+//! first event is sent at once and the rest only after [`MockUpstream::release`].
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use warp::Filter;
+use warp::http::{HeaderMap, Method, StatusCode};
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Recorded {
+    /// Everything the upstream saw, as one string to search for secrets.
+    pub fn everything(&self) -> String {
+        let mut s = format!("{} {} {:?}\n", self.method, self.path, self.query);
+        for (k, v) in &self.headers {
+            s.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())));
+        }
+        s.push_str(&String::from_utf8_lossy(&self.body));
+        s
+    }
+}
+
+#[derive(Default)]
+pub struct Shared {
+    pub requests: Mutex<Vec<Recorded>>,
+    pub release: Notify,
+    pub streams_dropped: AtomicUsize,
+}
+
+pub struct MockUpstream {
+    pub url: String,
+    pub shared: Arc<Shared>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+pub const CHAT_JSON: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#;
+pub const FIRST_EVENT: &str = "data: {\"n\":1}\n\n";
+pub const REST_EVENTS: &str = "data: {\"n\":2}\n\ndata: [DONE]\n\n";
+
+struct DropFlag(Arc<Shared>);
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.streams_dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl MockUpstream {
+    pub async fn start() -> Self {
+        let shared = Arc::new(Shared::default());
+        let state = shared.clone();
+        let query = warp::query::raw()
+            .map(Some)
+            .or(warp::any().map(|| None))
+            .unify();
+        let route = warp::method()
+            .and(warp::path::full())
+            .and(query)
+            .and(warp::header::headers_cloned())
+            .and(warp::body::bytes())
+            .then(
+                move |method: Method,
+                      path: warp::path::FullPath,
+                      query: Option<String>,
+                      headers: HeaderMap,
+                      body: Bytes| {
+                    let shared = state.clone();
+                    async move {
+                        answer(
+                            shared,
+                            method,
+                            path.as_str().to_string(),
+                            query,
+                            headers,
+                            body,
+                        )
+                        .await
+                    }
+                },
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(warp::serve(route).incoming(listener).run());
+        MockUpstream {
+            url,
+            shared,
+            _task: task,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.shared.requests.lock().unwrap().len()
+    }
+
+    /// Lets every waiting stream send the rest of its events.
+    pub fn release(&self) {
+        self.shared.release.notify_waiters();
+    }
+}
+
+async fn answer(
+    shared: Arc<Shared>,
+    method: Method,
+    path: String,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> warp::reply::Response {
+    use warp::Reply;
+    let streaming = String::from_utf8_lossy(&body)
+        .replace(' ', "")
+        .contains("\"stream\":true")
+        || path.ends_with(":streamGenerateContent");
+    shared.requests.lock().unwrap().push(Recorded {
+        method: method.to_string(),
+        path: path.clone(),
+        query,
+        headers,
+        body,
+    });
+    if path.starts_with("/slow/") {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    if path == "/status/500" {
+        return warp::reply::with_status(
+            r#"{"error":{"message":"boom"}}"#,
+            StatusCode::INTERNAL_SERVER_ERROR,
+        )
+        .into_response();
+    }
+    if streaming {
+        let flag = DropFlag(shared.clone());
+        let events = async_stream(shared, flag);
+        let mut response = warp::reply::stream(events).into_response();
+        response
+            .headers_mut()
+            .insert("content-type", "text/event-stream".parse().unwrap());
+        return response;
+    }
+    let mut response =
+        warp::reply::with_header(CHAT_JSON, "content-type", "application/json").into_response();
+    response
+        .headers_mut()
+        .insert("x-upstream", "mock".parse().unwrap());
+    response
+}
+
+/// First event now; the rest once released. The flag records that the stream was dropped.
+fn async_stream(
+    shared: Arc<Shared>,
+    flag: DropFlag,
+) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + Sync + 'static {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    tokio::spawn(async move {
+        let _flag = flag;
+        // Registered before the first event leaves, so a release cannot be missed.
+        let released = shared.release.notified();
+        tokio::pin!(released);
+        released.as_mut().enable();
+        if tx
+            .send(Bytes::from_static(FIRST_EVENT.as_bytes()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tokio::select! {
+            _ = released => {}
+            _ = tx.closed() => return,
+        }
+        let _ = tx.send(Bytes::from_static(REST_EVENTS.as_bytes())).await;
+    });
+    futures_util::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) },
+    )
+}

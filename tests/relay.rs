@@ -1,0 +1,767 @@
+//! `relayapi serve`'s main job, against a real local upstream and a real database.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::mock::{CHAT_JSON, FIRST_EVENT, MockUpstream, REST_EVENTS};
+use common::{TestEnv, TestRelay, cli_async, http, issue_async};
+use relayapi::server::ServeConfig;
+use serde_json::Value;
+
+const KEY: &str = "sk-real-UPSTREAMKEY-0123456789abcdef";
+
+/// Asserts an OpenAI-shaped refusal with the given status and code, and no secret in it.
+async fn assert_refusal(response: reqwest::Response, status: u16, code: &str, secrets: &[&str]) {
+    assert_eq!(response.status().as_u16(), status, "status for {code}");
+    let body = response.text().await.unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+    assert_eq!(v["error"]["code"], code, "{body}");
+    assert!(
+        v["error"]["message"].is_string() && v["error"]["type"].is_string(),
+        "{body}"
+    );
+    for secret in secrets {
+        assert!(!body.contains(secret), "a refusal leaked a secret: {body}");
+    }
+}
+
+fn chat_body(model: &str) -> String {
+    format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#)
+}
+
+async fn setup(args: &[&str]) -> (TestEnv, MockUpstream, String, String) {
+    let env = TestEnv::sqlite();
+    let mock = MockUpstream::start().await;
+    let mut all = vec!["--upstream", mock.url.as_str()];
+    all.extend_from_slice(args);
+    let (id, token) = issue_async(&env, KEY, &all).await;
+    (env, mock, id, token)
+}
+
+async fn used_calls(env: &TestEnv, id: &str) -> i64 {
+    let out = cli_async(env, &["token", "show", id, "--json"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["used_calls"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_call_carries_the_real_key_and_never_the_token() {
+    let (env, mock, _id, token) = setup(&[]).await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let response = http()
+        .post(format!("{}/v1/chat/completions?api-version=1", relay.url))
+        .bearer_auth(&token)
+        .header("origin", "https://app.example.com")
+        .header("content-type", "application/json")
+        .body(chat_body("gpt-4o-mini"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_eq!(response.headers()["x-upstream"], "mock");
+    let all_headers = format!("{:?}", response.headers());
+    let body = response.text().await.unwrap();
+    assert_eq!(body, CHAT_JSON);
+    assert!(
+        !all_headers.contains(KEY) && !body.contains(KEY),
+        "the client saw the key"
+    );
+
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 1);
+    let r = &seen[0];
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.path, "/v1/chat/completions");
+    assert_eq!(r.query.as_deref(), Some("api-version=1"));
+    assert_eq!(r.headers["authorization"], format!("Bearer {KEY}").as_str());
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert_eq!(r.headers["host"], mock.url.trim_start_matches("http://"));
+    assert!(r.headers.get("origin").is_none());
+    assert!(
+        !r.everything().contains(&token),
+        "the upstream saw the token"
+    );
+    assert_eq!(r.body, chat_body("gpt-4o-mini"));
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_provider_style_reaches_the_right_path_with_its_auth() {
+    let env = TestEnv::sqlite();
+    let mock = MockUpstream::start().await;
+    let prefixed = format!("{}/prefix", mock.url);
+    let (_, anthropic) = issue_async(
+        &env,
+        KEY,
+        &["--provider", "anthropic", "--upstream", &mock.url],
+    )
+    .await;
+    let (_, gemini) = issue_async(
+        &env,
+        KEY,
+        &["--provider", "gemini", "--upstream", &mock.url],
+    )
+    .await;
+    let (_, azure) =
+        issue_async(&env, KEY, &["--provider", "azure", "--upstream", &prefixed]).await;
+    let (_, custom) = issue_async(
+        &env,
+        KEY,
+        &[
+            "--provider",
+            "custom",
+            "--upstream",
+            &mock.url,
+            "--auth",
+            "query:key",
+        ],
+    )
+    .await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let client = http();
+
+    // Anthropic SDK: baseURL = relay, x-api-key, /v1/messages.
+    let r = client
+        .post(format!("{}/v1/messages", relay.url))
+        .header("x-api-key", &anthropic)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Gemini SDK: the key in `?key=` (or x-goog-api-key).
+    let r = client
+        .post(format!(
+            "{}/v1beta/models/gemini-2.0-flash:generateContent?key={gemini}&alt=json",
+            relay.url
+        ))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Azure: api-key header, base URL with a path prefix.
+    let r = client
+        .post(format!(
+            "{}/openai/deployments/d/chat/completions",
+            relay.url
+        ))
+        .header("api-key", &azure)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Custom provider whose key goes in the query.
+    let r = client
+        .get(format!("{}/v1/models", relay.url))
+        .bearer_auth(&custom)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A client-sent anthropic-version is kept.
+    let r = client
+        .post(format!("{}/v1/messages", relay.url))
+        .header("x-api-key", &anthropic)
+        .header("anthropic-version", "2099-01-01")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 5);
+    assert_eq!(seen[0].path, "/v1/messages");
+    assert_eq!(seen[0].headers["x-api-key"], KEY);
+    assert_eq!(seen[0].headers["anthropic-version"], "2023-06-01");
+    assert!(seen[0].headers.get("authorization").is_none());
+    assert_eq!(
+        seen[1].path,
+        "/v1beta/models/gemini-2.0-flash:generateContent"
+    );
+    assert_eq!(seen[1].query.as_deref(), Some("alt=json"));
+    assert_eq!(seen[1].headers["x-goog-api-key"], KEY);
+    assert_eq!(
+        seen[2].path,
+        "/prefix/openai/deployments/d/chat/completions"
+    );
+    assert_eq!(seen[2].headers["api-key"], KEY);
+    assert_eq!(
+        seen[3].query.as_deref(),
+        Some(format!("key={KEY}").as_str())
+    );
+    assert!(seen[3].headers.get("authorization").is_none());
+    assert_eq!(seen[4].headers["anthropic-version"], "2099-01-01");
+    for (r, token) in seen
+        .iter()
+        .zip([&anthropic, &gemini, &azure, &custom, &anthropic])
+    {
+        assert!(
+            !r.everything().contains(token.as_str()),
+            "the upstream saw a token"
+        );
+    }
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_pass_through_unbuffered() {
+    let (env, mock, _id, token) = setup(&[]).await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let mut response = http()
+        .post(format!("{}/v1/chat/completions", relay.url))
+        .bearer_auth(&token)
+        .body(r#"{"model":"m","stream":true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    // The mock holds the rest until released: the first event must arrive on its own.
+    let first = tokio::time::timeout(Duration::from_secs(5), response.chunk())
+        .await
+        .expect("the first event arrived before the rest was sent")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, FIRST_EVENT.as_bytes());
+    mock.release();
+    let mut rest = Vec::new();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    assert_eq!(rest, REST_EVENTS.as_bytes());
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_cancels_the_upstream_request() {
+    let (env, mock, _id, token) = setup(&[]).await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let mut response = http()
+        .post(format!("{}/v1/chat/completions", relay.url))
+        .bearer_auth(&token)
+        .body(r#"{"stream": true}"#)
+        .send()
+        .await
+        .unwrap();
+    response.chunk().await.unwrap().unwrap();
+    drop(response);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while mock
+        .shared
+        .streams_dropped
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream stream was not cancelled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_max_calls_are_forwarded_under_concurrency() {
+    let (env, mock, id, token) = setup(&["--max-calls", "50"]).await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let client = http();
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let (client, url, token) = (client.clone(), relay.url.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(format!("{url}/v1/chat/completions"))
+                .bearer_auth(token)
+                .body("{}")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut ok = 0;
+    let mut exhausted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            200 => ok += 1,
+            429 => exhausted += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!((ok, exhausted), (50, 150));
+    assert_eq!(
+        mock.count(),
+        50,
+        "the upstream received more than max_calls"
+    );
+    relay.stop().await;
+    assert_eq!(used_calls(&env, &id).await, 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlimited_tokens_are_counted_and_written_by_shutdown() {
+    let (env, mock, id, token) = setup(&[]).await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let client = http();
+    for _ in 0..7 {
+        let r = client
+            .get(format!("{}/v1/models", relay.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    relay.stop().await;
+    assert_eq!(mock.count(), 7);
+    assert_eq!(used_calls(&env, &id).await, 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_by_another_process_is_honoured_within_a_second() {
+    let (env, _mock, id, token) = setup(&[]).await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let client = http();
+    let call = || {
+        client
+            .get(format!("{}/v1/models", relay.url))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(call().await.unwrap().status(), 200);
+    let out = cli_async(&env, &["token", "revoke", &id, "--yes"]).await;
+    assert!(out.status.success());
+    let revoked_at = Instant::now();
+    loop {
+        let r = call().await.unwrap();
+        if r.status() == 401 {
+            assert_refusal(r, 401, "token_revoked", &[KEY, &token]).await;
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "still served 1 s after revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_has_its_status_and_code_and_no_secret() {
+    let env = TestEnv::sqlite();
+    let mock = MockUpstream::start().await;
+    let up = mock.url.clone();
+    let (_, token) = issue_async(&env, KEY, &["--upstream", &up]).await;
+    let (revoked_id, revoked) = issue_async(&env, KEY, &["--upstream", &up]).await;
+    let (_, expiring) = issue_async(&env, KEY, &["--upstream", &up, "--expires-in", "1s"]).await;
+    let (_, one_call) = issue_async(&env, KEY, &["--upstream", &up, "--max-calls", "1"]).await;
+    // An upstream nobody listens on: bind, note the port, close.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let (dead_id, dead) =
+        issue_async(&env, KEY, &["--upstream", &closed, "--max-calls", "5"]).await;
+    assert!(
+        cli_async(&env, &["token", "revoke", &revoked_id, "--yes"])
+            .await
+            .status
+            .success()
+    );
+    // A token from another installation: sealed with a key this relay does not have.
+    let other = TestEnv::sqlite();
+    let (_, foreign) = issue_async(&other, KEY, &["--upstream", &up]).await;
+    // A token sealed with this relay's key but never registered in the store.
+    let ring = relayapi::crypto::KeyRing::load(&env.keys_dir()).unwrap();
+    let unregistered = relayapi::token::seal(
+        &ring.active_public(),
+        &relayapi::token::TokenClaims {
+            id: relayapi::token::TokenId::random(),
+            api_key: relayapi::secret::SecretString::new(KEY),
+        },
+    )
+    .unwrap();
+    let unregistered = unregistered.expose().to_string();
+
+    let config = ServeConfig {
+        max_body: 1024,
+        upstream_timeout: Duration::from_millis(500),
+        ..ServeConfig::default()
+    };
+    let relay = TestRelay::start(&env, config).await;
+    let client = http();
+    let post = |token: &str, path: &str, body: String| {
+        client
+            .post(format!("{}{path}", relay.url))
+            .bearer_auth(token)
+            .body(body)
+            .send()
+    };
+    let secrets = [
+        KEY,
+        token.as_str(),
+        revoked.as_str(),
+        one_call.as_str(),
+        dead.as_str(),
+    ];
+
+    let r = client
+        .post(format!("{}/v1/chat/completions", relay.url))
+        .send()
+        .await
+        .unwrap();
+    assert_refusal(r, 401, "missing_token", &secrets).await;
+    for bad in [
+        "sk-not-ours",
+        "rly_garbage",
+        foreign.as_str(),
+        unregistered.as_str(),
+    ] {
+        assert_refusal(
+            post(bad, "/v1/x", "{}".into()).await.unwrap(),
+            401,
+            "invalid_token",
+            &secrets,
+        )
+        .await;
+    }
+    assert_refusal(
+        post(&revoked, "/v1/x", "{}".into()).await.unwrap(),
+        401,
+        "token_revoked",
+        &secrets,
+    )
+    .await;
+    assert_eq!(
+        post(&one_call, "/v1/x", "{}".into())
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_refusal(
+        post(&one_call, "/v1/x", "{}".into()).await.unwrap(),
+        429,
+        "calls_exhausted",
+        &secrets,
+    )
+    .await;
+    assert_refusal(
+        post(&token, "/v1/x", "x".repeat(2048)).await.unwrap(),
+        413,
+        "request_too_large",
+        &secrets,
+    )
+    .await;
+    assert_refusal(
+        post(&dead, "/v1/x", "{}".into()).await.unwrap(),
+        502,
+        "upstream_unreachable",
+        &secrets,
+    )
+    .await;
+    assert_eq!(
+        used_calls(&env, &dead_id).await,
+        0,
+        "a call that never reached the provider was kept"
+    );
+    assert_refusal(
+        post(&token, "/slow/v1/x", "{}".into()).await.unwrap(),
+        504,
+        "upstream_timeout",
+        &secrets,
+    )
+    .await;
+    // An upstream error is the provider's answer: passed through, and counted.
+    let r = post(&token, "/status/500", "{}".into()).await.unwrap();
+    assert_eq!(r.status(), 500);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_refusal(
+        post(&expiring, "/v1/x", "{}".into()).await.unwrap(),
+        401,
+        "token_expired",
+        &secrets,
+    )
+    .await;
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_single_character_change_of_a_token_is_invalid_token() {
+    let (env, mock, _id, token) = setup(&[]).await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let client = http();
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for i in 0..token.len() {
+        let mut bytes = token.as_bytes().to_vec();
+        let pos = alphabet.iter().position(|&c| c == bytes[i]).unwrap_or(0);
+        bytes[i] = alphabet[(pos + 7) % alphabet.len()];
+        let mutated = String::from_utf8(bytes).unwrap();
+        let r = client
+            .get(format!("{}/v1/models", relay.url))
+            .bearer_auth(&mutated)
+            .send()
+            .await
+            .unwrap();
+        assert_refusal(r, 401, "invalid_token", &[KEY, &token]).await;
+    }
+    assert_eq!(mock.count(), 0);
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflights_need_no_token_and_never_count() {
+    let (env, mock, id, _token) = setup(&["--max-calls", "3"]).await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let r = http()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/v1/chat/completions", relay.url),
+        )
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let h = r.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://app.example.com");
+    assert_eq!(
+        h["access-control-allow-headers"],
+        "authorization, content-type"
+    );
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    assert_eq!(h["access-control-max-age"], "86400");
+    assert_eq!(mock.count(), 0);
+    relay.stop().await;
+    assert_eq!(used_calls(&env, &id).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traversal_paths_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (env, mock, _id, token) = setup(&[]).await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let addr = relay.url.trim_start_matches("http://").to_string();
+    for path in ["/v1/../admin", "/v1/%2e%2e/admin", "/v1/a%2Fb"] {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 400"), "{path}: {out}");
+        assert!(out.contains("invalid_path"), "{out}");
+    }
+    assert_eq!(mock.count(), 0);
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_readiness() {
+    let env = TestEnv::sqlite();
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let client = http();
+    assert_eq!(
+        client
+            .get(format!("{}/healthz", relay.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(format!("{}/readyz", relay.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_stop_lets_a_stream_finish() {
+    let (env, mock, _id, token) = setup(&[]).await;
+    let mut relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let mut response = http()
+        .post(format!("{}/v1/chat/completions", relay.url))
+        .bearer_auth(&token)
+        .body(r#"{"stream": true}"#)
+        .send()
+        .await
+        .unwrap();
+    response.chunk().await.unwrap().unwrap();
+    let stopping = relay.begin_stop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !stopping.is_finished(),
+        "the server stopped with a stream in flight"
+    );
+    // No new connections once stopping.
+    let url = relay.url.clone();
+    assert!(http().get(format!("{url}/healthz")).send().await.is_err());
+    mock.release();
+    let mut rest = Vec::new();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    assert_eq!(rest, REST_EVENTS.as_bytes());
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// PostgreSQL: the store goes away while serving → 503, nothing forwarded uncounted;
+/// it comes back → served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_unavailable_fails_closed_and_recovers() {
+    let Some(env) = TestEnv::postgres() else {
+        return;
+    };
+    let mock = MockUpstream::start().await;
+    let (_, token) = issue_async(&env, KEY, &["--upstream", &mock.url]).await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let client = http();
+    let call = || {
+        client
+            .get(format!("{}/v1/models", relay.url))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(call().await.unwrap().status(), 200);
+
+    let db = url::Url::parse(&env.database_url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_string();
+    let admin = std::env::var(common::PG_ENV).unwrap();
+    let sql = |q: String| {
+        let admin = admin.clone();
+        async move {
+            use sea_orm::ConnectionTrait;
+            let conn = sea_orm::Database::connect(&admin).await.unwrap();
+            conn.execute_unprepared(&q).await.unwrap();
+            conn.close().await.ok();
+        }
+    };
+    sql(format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false")).await;
+    sql(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+    ))
+    .await;
+    let forwarded_before = mock.count();
+    let start = Instant::now();
+    loop {
+        let r = call().await.unwrap();
+        if r.status() == 503 {
+            assert_refusal(r, 503, "store_unavailable", &[KEY, &token]).await;
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "still served without a store"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let forwarded_while_down = mock.count() - forwarded_before;
+    assert!(
+        forwarded_while_down <= 20,
+        "forwarded {forwarded_while_down} calls without a store"
+    );
+    assert_eq!(
+        client
+            .get(format!("{}/readyz", relay.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+
+    sql(format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true")).await;
+    let start = Instant::now();
+    loop {
+        if call().await.unwrap().status() == 200 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_stream_is_cut_but_a_slow_one_is_not() {
+    let (env, mock, _id, token) = setup(&[]).await;
+    let config = ServeConfig {
+        idle_timeout: Duration::from_millis(400),
+        ..ServeConfig::default()
+    };
+    let relay = TestRelay::start(&env, config).await;
+    let client = http();
+    let stream = || {
+        client
+            .post(format!("{}/v1/chat/completions", relay.url))
+            .bearer_auth(&token)
+            .body(r#"{"stream": true}"#)
+            .send()
+    };
+
+    // Released after 200 ms (< idle timeout): the whole stream arrives.
+    let mut slow = stream().await.unwrap();
+    slow.chunk().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    mock.release();
+    let mut rest = Vec::new();
+    while let Some(chunk) = slow.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    assert_eq!(rest, REST_EVENTS.as_bytes());
+
+    // Never released: cut after the idle timeout, and the upstream request is dropped.
+    let mut idle = stream().await.unwrap();
+    idle.chunk().await.unwrap().unwrap();
+    let started = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = idle.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the idle stream was not cut");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "cut too early"
+    );
+    relay.stop().await;
+}

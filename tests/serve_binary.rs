@@ -1,0 +1,105 @@
+//! `relayapi serve` as users run it: the real binary, its signals, and several processes
+//! sharing one PostgreSQL database.
+
+mod common;
+
+use common::mock::MockUpstream;
+use common::{ServeProcess, TestEnv, cli_async, http, issue_async};
+
+const KEY: &str = "sk-real-UPSTREAMKEY-0123456789abcdef";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_alone_works_on_a_fresh_machine_and_stops_cleanly() {
+    let env = TestEnv::sqlite();
+    assert!(!env.data_dir().exists());
+    let serve = ServeProcess::spawn(&env, &[]);
+    let r = http()
+        .get(format!("{}/healthz", serve.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http()
+        .get(format!("{}/readyz", serve.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        env.keys_dir().join("keyring.json").exists(),
+        "no key was created"
+    );
+    assert!(
+        env.data_dir().join("relayapi.db").exists(),
+        "no database was created"
+    );
+    let status = tokio::task::spawn_blocking(move || serve.stop())
+        .await
+        .unwrap();
+    assert!(status.success(), "serve exited with {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_serve_settings_are_clear_errors() {
+    let env = TestEnv::sqlite();
+    for (args, expected) in [
+        (vec!["serve", "--listen", "nowhere"], "--listen"),
+        (vec!["serve", "--max-body", "lots"], "--max-body"),
+        (vec!["serve", "--idle-timeout", "0s"], "--idle-timeout"),
+    ] {
+        let out = cli_async(&env, &args).await;
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}
+
+/// Two relays, one PostgreSQL database: exactly max_calls are forwarded between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_postgres_forward_exactly_max_calls() {
+    let Some(env) = TestEnv::postgres() else {
+        return;
+    };
+    let mock = MockUpstream::start().await;
+    let (id, token) = issue_async(&env, KEY, &["--upstream", &mock.url, "--max-calls", "50"]).await;
+    let a = ServeProcess::spawn(&env, &[]);
+    let b = ServeProcess::spawn(&env, &[]);
+    let client = http();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let url = if i % 2 == 0 {
+            a.url.clone()
+        } else {
+            b.url.clone()
+        };
+        let (client, token) = (client.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(format!("{url}/v1/chat/completions"))
+                .bearer_auth(token)
+                .body("{}")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = std::collections::HashMap::new();
+    for t in tasks {
+        *statuses.entry(t.await.unwrap()).or_insert(0) += 1;
+    }
+    assert_eq!(statuses.get(&200), Some(&50), "{statuses:?}");
+    assert_eq!(statuses.get(&429), Some(&150), "{statuses:?}");
+    assert_eq!(mock.count(), 50);
+    for serve in [a, b] {
+        let status = tokio::task::spawn_blocking(move || serve.stop())
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+    let out = cli_async(&env, &["token", "show", &id, "--json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["used_calls"], 50);
+    assert_eq!(v["status"], "exhausted");
+}
