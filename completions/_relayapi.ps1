@@ -30,6 +30,8 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Create the server''s P-256 key pair (or rotate it, or list the key ring)')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Issue, list, show and revoke tokens')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the relay: open tokens, check them, count calls, forward to the provider')
+            [CompletionResult]::new('usage', 'usage', [CompletionResultType]::ParameterValue, 'Report usage per token, model or day')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply pending database migrations, or list their status')
             [CompletionResult]::new('providers', 'providers', [CompletionResultType]::ParameterValue, 'List the providers the relay knows, with base URL and auth style')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
@@ -56,6 +58,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('issue', 'issue', [CompletionResultType]::ParameterValue, 'Issue a token that seals a provider API key')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List tokens (active and exhausted; --all adds revoked and expired)')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one token')
+            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change a token''s limits and policies (seen by running relays within a second)')
             [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke a token: the relay refuses it from then on')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -67,14 +70,16 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'A label for people')
             [CompletionResult]::new('--api-key-env', '--api-key-env', [CompletionResultType]::ParameterName, 'Read the provider API key from this environment variable')
             [CompletionResult]::new('--max-calls', '--max-calls', [CompletionResultType]::ParameterName, 'Most calls the token may make [default: unlimited]')
+            [CompletionResult]::new('--max-total-tokens', '--max-total-tokens', [CompletionResultType]::ParameterName, 'Budget of total (prompt + completion) tokens [default: unlimited]')
             [CompletionResult]::new('--expires-in', '--expires-in', [CompletionResultType]::ParameterName, 'Lifetime from now, like 30m, 24h, 7d [default: never expires]')
             [CompletionResult]::new('--expires-at', '--expires-at', [CompletionResultType]::ParameterName, 'Expiry time, RFC 3339 (2026-12-31T23:59:00Z)')
             [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Allowed model (repeatable; a trailing * matches a prefix)')
             [CompletionResult]::new('--origin', '--origin', [CompletionResultType]::ParameterName, 'Allowed browser origin, exactly (repeatable)')
             [CompletionResult]::new('--ip', '--ip', [CompletionResultType]::ParameterName, 'Allowed client network, CIDR or address (repeatable)')
-            [CompletionResult]::new('--endpoint', '--endpoint', [CompletionResultType]::ParameterName, 'Allowed request path (repeatable; a trailing * matches a prefix)')
-            [CompletionResult]::new('--rpm', '--rpm', [CompletionResultType]::ParameterName, 'Requests per minute')
-            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Requests in flight at once')
+            [CompletionResult]::new('--endpoint', '--endpoint', [CompletionResultType]::ParameterName, 'Allowed request path (repeatable; a trailing * matches a prefix) [default: the provider''s inference endpoints]')
+            [CompletionResult]::new('--rpm', '--rpm', [CompletionResultType]::ParameterName, 'Requests per minute (per relay process)')
+            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Requests in flight at once, streams included (per relay process)')
+            [CompletionResult]::new('--max-output-tokens', '--max-output-tokens', [CompletionResultType]::ParameterName, 'Cap on the output tokens a request may ask for (set when absent, lowered when higher)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
@@ -105,6 +110,37 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'relayapi;token;update' {
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'A new label')
+            [CompletionResult]::new('--max-calls', '--max-calls', [CompletionResultType]::ParameterName, 'Most calls the token may make [default: unlimited]')
+            [CompletionResult]::new('--max-total-tokens', '--max-total-tokens', [CompletionResultType]::ParameterName, 'Budget of total (prompt + completion) tokens [default: unlimited]')
+            [CompletionResult]::new('--expires-in', '--expires-in', [CompletionResultType]::ParameterName, 'Lifetime from now, like 30m, 24h, 7d [default: never expires]')
+            [CompletionResult]::new('--expires-at', '--expires-at', [CompletionResultType]::ParameterName, 'Expiry time, RFC 3339 (2026-12-31T23:59:00Z)')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Allowed model (repeatable; a trailing * matches a prefix)')
+            [CompletionResult]::new('--origin', '--origin', [CompletionResultType]::ParameterName, 'Allowed browser origin, exactly (repeatable)')
+            [CompletionResult]::new('--ip', '--ip', [CompletionResultType]::ParameterName, 'Allowed client network, CIDR or address (repeatable)')
+            [CompletionResult]::new('--endpoint', '--endpoint', [CompletionResultType]::ParameterName, 'Allowed request path (repeatable; a trailing * matches a prefix) [default: the provider''s inference endpoints]')
+            [CompletionResult]::new('--rpm', '--rpm', [CompletionResultType]::ParameterName, 'Requests per minute (per relay process)')
+            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Requests in flight at once, streams included (per relay process)')
+            [CompletionResult]::new('--max-output-tokens', '--max-output-tokens', [CompletionResultType]::ParameterName, 'Cap on the output tokens a request may ask for (set when absent, lowered when higher)')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
+            [CompletionResult]::new('--clear-max-calls', '--clear-max-calls', [CompletionResultType]::ParameterName, 'Remove the call limit')
+            [CompletionResult]::new('--clear-max-total-tokens', '--clear-max-total-tokens', [CompletionResultType]::ParameterName, 'Remove the token budget')
+            [CompletionResult]::new('--clear-expiry', '--clear-expiry', [CompletionResultType]::ParameterName, 'Make the token never expire')
+            [CompletionResult]::new('--clear-models', '--clear-models', [CompletionResultType]::ParameterName, 'Allow any model')
+            [CompletionResult]::new('--clear-origins', '--clear-origins', [CompletionResultType]::ParameterName, 'Allow any origin')
+            [CompletionResult]::new('--clear-ips', '--clear-ips', [CompletionResultType]::ParameterName, 'Allow any client address')
+            [CompletionResult]::new('--clear-endpoints', '--clear-endpoints', [CompletionResultType]::ParameterName, 'Back to the provider''s default endpoints')
+            [CompletionResult]::new('--clear-rpm', '--clear-rpm', [CompletionResultType]::ParameterName, 'Remove the rate limit')
+            [CompletionResult]::new('--clear-concurrency', '--clear-concurrency', [CompletionResultType]::ParameterName, 'Remove the concurrency limit')
+            [CompletionResult]::new('--clear-max-output-tokens', '--clear-max-output-tokens', [CompletionResultType]::ParameterName, 'Remove the output-token cap')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'relayapi;token;revoke' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
@@ -120,6 +156,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('issue', 'issue', [CompletionResultType]::ParameterValue, 'Issue a token that seals a provider API key')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List tokens (active and exhausted; --all adds revoked and expired)')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one token')
+            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change a token''s limits and policies (seen by running relays within a second)')
             [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke a token: the relay refuses it from then on')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -133,10 +170,44 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
         'relayapi;token;help;show' {
             break
         }
+        'relayapi;token;help;update' {
+            break
+        }
         'relayapi;token;help;revoke' {
             break
         }
         'relayapi;token;help;help' {
+            break
+        }
+        'relayapi;serve' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on [default: 127.0.0.1:8080]')
+            [CompletionResult]::new('--max-body', '--max-body', [CompletionResultType]::ParameterName, 'Largest request body accepted, like 32MiB [default: 32MiB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Time allowed to connect to a provider [default: 10s]')
+            [CompletionResult]::new('--upstream-timeout', '--upstream-timeout', [CompletionResultType]::ParameterName, 'Time allowed until a provider''s response headers [default: 300s]')
+            [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Longest pause between two chunks of a response; no limit on a whole stream [default: 120s]')
+            [CompletionResult]::new('--grace-period', '--grace-period', [CompletionResultType]::ParameterName, 'How long in-flight requests may finish after SIGINT/SIGTERM [default: 30s]')
+            [CompletionResult]::new('--trusted-proxy', '--trusted-proxy', [CompletionResultType]::ParameterName, 'Proxy whose X-Forwarded-For is believed for --ip policies (repeatable CIDR)')
+            [CompletionResult]::new('--metrics-listen', '--metrics-listen', [CompletionResultType]::ParameterName, 'Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
+            [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'Serve Prometheus metrics at /metrics on the main listener')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'relayapi;usage' {
+            [CompletionResult]::new('--by', '--by', [CompletionResultType]::ParameterName, 'Group by token, model or day (UTC)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Only this token (id or unique prefix)')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'From this time on: a duration back from now (24h, 7d) or an RFC 3339 time')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Before this time: a duration back from now or an RFC 3339 time')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON array')
+            [CompletionResult]::new('--csv', '--csv', [CompletionResultType]::ParameterName, 'Print CSV')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'relayapi;migrate' {
@@ -168,6 +239,8 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
         'relayapi;help' {
             [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Create the server''s P-256 key pair (or rotate it, or list the key ring)')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Issue, list, show and revoke tokens')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the relay: open tokens, check them, count calls, forward to the provider')
+            [CompletionResult]::new('usage', 'usage', [CompletionResultType]::ParameterValue, 'Report usage per token, model or day')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply pending database migrations, or list their status')
             [CompletionResult]::new('providers', 'providers', [CompletionResultType]::ParameterValue, 'List the providers the relay knows, with base URL and auth style')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
@@ -181,6 +254,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('issue', 'issue', [CompletionResultType]::ParameterValue, 'Issue a token that seals a provider API key')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List tokens (active and exhausted; --all adds revoked and expired)')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one token')
+            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change a token''s limits and policies (seen by running relays within a second)')
             [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke a token: the relay refuses it from then on')
             break
         }
@@ -193,7 +267,16 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
         'relayapi;help;token;show' {
             break
         }
+        'relayapi;help;token;update' {
+            break
+        }
         'relayapi;help;token;revoke' {
+            break
+        }
+        'relayapi;help;serve' {
+            break
+        }
+        'relayapi;help;usage' {
             break
         }
         'relayapi;help;migrate' {

@@ -31,8 +31,14 @@ _relayapi() {
             relayapi,providers)
                 cmd="relayapi__subcmd__providers"
                 ;;
+            relayapi,serve)
+                cmd="relayapi__subcmd__serve"
+                ;;
             relayapi,token)
                 cmd="relayapi__subcmd__token"
+                ;;
+            relayapi,usage)
+                cmd="relayapi__subcmd__usage"
                 ;;
             relayapi__subcmd__help,completions)
                 cmd="relayapi__subcmd__help__subcmd__completions"
@@ -49,8 +55,14 @@ _relayapi() {
             relayapi__subcmd__help,providers)
                 cmd="relayapi__subcmd__help__subcmd__providers"
                 ;;
+            relayapi__subcmd__help,serve)
+                cmd="relayapi__subcmd__help__subcmd__serve"
+                ;;
             relayapi__subcmd__help,token)
                 cmd="relayapi__subcmd__help__subcmd__token"
+                ;;
+            relayapi__subcmd__help,usage)
+                cmd="relayapi__subcmd__help__subcmd__usage"
                 ;;
             relayapi__subcmd__help__subcmd__token,issue)
                 cmd="relayapi__subcmd__help__subcmd__token__subcmd__issue"
@@ -63,6 +75,9 @@ _relayapi() {
                 ;;
             relayapi__subcmd__help__subcmd__token,show)
                 cmd="relayapi__subcmd__help__subcmd__token__subcmd__show"
+                ;;
+            relayapi__subcmd__help__subcmd__token,update)
+                cmd="relayapi__subcmd__help__subcmd__token__subcmd__update"
                 ;;
             relayapi__subcmd__token,help)
                 cmd="relayapi__subcmd__token__subcmd__help"
@@ -79,6 +94,9 @@ _relayapi() {
             relayapi__subcmd__token,show)
                 cmd="relayapi__subcmd__token__subcmd__show"
                 ;;
+            relayapi__subcmd__token,update)
+                cmd="relayapi__subcmd__token__subcmd__update"
+                ;;
             relayapi__subcmd__token__subcmd__help,help)
                 cmd="relayapi__subcmd__token__subcmd__help__subcmd__help"
                 ;;
@@ -94,6 +112,9 @@ _relayapi() {
             relayapi__subcmd__token__subcmd__help,show)
                 cmd="relayapi__subcmd__token__subcmd__help__subcmd__show"
                 ;;
+            relayapi__subcmd__token__subcmd__help,update)
+                cmd="relayapi__subcmd__token__subcmd__help__subcmd__update"
+                ;;
             *)
                 ;;
         esac
@@ -101,7 +122,7 @@ _relayapi() {
 
     case "${cmd}" in
         relayapi)
-            opts="-h -V --data-dir --database-url --config --help --version keygen token migrate providers completions help"
+            opts="-h -V --data-dir --database-url --config --help --version keygen token serve usage migrate providers completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -181,7 +202,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__help)
-            opts="keygen token migrate providers completions help"
+            opts="keygen token serve usage migrate providers completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -264,8 +285,22 @@ _relayapi() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        relayapi__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         relayapi__subcmd__help__subcmd__token)
-            opts="issue list show revoke"
+            opts="issue list show update revoke"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -323,6 +358,34 @@ _relayapi() {
         relayapi__subcmd__help__subcmd__token__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        relayapi__subcmd__help__subcmd__token__subcmd__update)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        relayapi__subcmd__help__subcmd__usage)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -454,8 +517,80 @@ _relayapi() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        relayapi__subcmd__serve)
+            opts="-h --listen --max-body --connect-timeout --upstream-timeout --idle-timeout --grace-period --trusted-proxy --metrics --metrics-listen --data-dir --database-url --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-body)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grace-period)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trusted-proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         relayapi__subcmd__token)
-            opts="-h --data-dir --database-url --config --help issue list show revoke help"
+            opts="-h --data-dir --database-url --config --help issue list show update revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -495,7 +630,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__token__subcmd__help)
-            opts="issue list show revoke help"
+            opts="issue list show update revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -578,8 +713,22 @@ _relayapi() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        relayapi__subcmd__token__subcmd__help__subcmd__update)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         relayapi__subcmd__token__subcmd__issue)
-            opts="-q -h --provider --upstream --auth --name --api-key-env --api-key-stdin --max-calls --expires-in --expires-at --model --origin --ip --endpoint --rpm --concurrency --json --quiet --data-dir --database-url --config --help"
+            opts="-q -h --provider --upstream --auth --name --api-key-env --api-key-stdin --max-calls --max-total-tokens --expires-in --expires-at --model --origin --ip --endpoint --rpm --concurrency --max-output-tokens --json --quiet --data-dir --database-url --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -606,6 +755,10 @@ _relayapi() {
                     return 0
                     ;;
                 --max-calls)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-total-tokens)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -638,6 +791,10 @@ _relayapi() {
                     return 0
                     ;;
                 --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-output-tokens)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -761,6 +918,150 @@ _relayapi() {
                 return 0
             fi
             case "${prev}" in
+                --data-dir)
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        relayapi__subcmd__token__subcmd__update)
+            opts="-h --name --max-calls --max-total-tokens --expires-in --expires-at --model --origin --ip --endpoint --rpm --concurrency --max-output-tokens --clear-max-calls --clear-max-total-tokens --clear-expiry --clear-models --clear-origins --clear-ips --clear-endpoints --clear-rpm --clear-concurrency --clear-max-output-tokens --json --data-dir --database-url --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-calls)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-total-tokens)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expires-in)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expires-at)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --origin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rpm)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-output-tokens)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        relayapi__subcmd__usage)
+            opts="-h --by --token --since --until --json --csv --data-dir --database-url --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --by)
+                    COMPREPLY=($(compgen -W "token model day" -- "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --data-dir)
                     COMPREPLY=()
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then

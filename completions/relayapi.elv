@@ -27,6 +27,8 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand --version 'Print version'
             cand keygen 'Create the server''s P-256 key pair (or rotate it, or list the key ring)'
             cand token 'Issue, list, show and revoke tokens'
+            cand serve 'Run the relay: open tokens, check them, count calls, forward to the provider'
+            cand usage 'Report usage per token, model or day'
             cand migrate 'Apply pending database migrations, or list their status'
             cand providers 'List the providers the relay knows, with base URL and auth style'
             cand completions 'Print a shell completion script'
@@ -51,6 +53,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand issue 'Issue a token that seals a provider API key'
             cand list 'List tokens (active and exhausted; --all adds revoked and expired)'
             cand show 'Show one token'
+            cand update 'Change a token''s limits and policies (seen by running relays within a second)'
             cand revoke 'Revoke a token: the relay refuses it from then on'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -61,14 +64,16 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand --name 'A label for people'
             cand --api-key-env 'Read the provider API key from this environment variable'
             cand --max-calls 'Most calls the token may make [default: unlimited]'
+            cand --max-total-tokens 'Budget of total (prompt + completion) tokens [default: unlimited]'
             cand --expires-in 'Lifetime from now, like 30m, 24h, 7d [default: never expires]'
             cand --expires-at 'Expiry time, RFC 3339 (2026-12-31T23:59:00Z)'
             cand --model 'Allowed model (repeatable; a trailing * matches a prefix)'
             cand --origin 'Allowed browser origin, exactly (repeatable)'
             cand --ip 'Allowed client network, CIDR or address (repeatable)'
-            cand --endpoint 'Allowed request path (repeatable; a trailing * matches a prefix)'
-            cand --rpm 'Requests per minute'
-            cand --concurrency 'Requests in flight at once'
+            cand --endpoint 'Allowed request path (repeatable; a trailing * matches a prefix) [default: the provider''s inference endpoints]'
+            cand --rpm 'Requests per minute (per relay process)'
+            cand --concurrency 'Requests in flight at once, streams included (per relay process)'
+            cand --max-output-tokens 'Cap on the output tokens a request may ask for (set when absent, lowered when higher)'
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
@@ -96,6 +101,36 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'relayapi;token;update'= {
+            cand --name 'A new label'
+            cand --max-calls 'Most calls the token may make [default: unlimited]'
+            cand --max-total-tokens 'Budget of total (prompt + completion) tokens [default: unlimited]'
+            cand --expires-in 'Lifetime from now, like 30m, 24h, 7d [default: never expires]'
+            cand --expires-at 'Expiry time, RFC 3339 (2026-12-31T23:59:00Z)'
+            cand --model 'Allowed model (repeatable; a trailing * matches a prefix)'
+            cand --origin 'Allowed browser origin, exactly (repeatable)'
+            cand --ip 'Allowed client network, CIDR or address (repeatable)'
+            cand --endpoint 'Allowed request path (repeatable; a trailing * matches a prefix) [default: the provider''s inference endpoints]'
+            cand --rpm 'Requests per minute (per relay process)'
+            cand --concurrency 'Requests in flight at once, streams included (per relay process)'
+            cand --max-output-tokens 'Cap on the output tokens a request may ask for (set when absent, lowered when higher)'
+            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
+            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
+            cand --clear-max-calls 'Remove the call limit'
+            cand --clear-max-total-tokens 'Remove the token budget'
+            cand --clear-expiry 'Make the token never expire'
+            cand --clear-models 'Allow any model'
+            cand --clear-origins 'Allow any origin'
+            cand --clear-ips 'Allow any client address'
+            cand --clear-endpoints 'Back to the provider''s default endpoints'
+            cand --clear-rpm 'Remove the rate limit'
+            cand --clear-concurrency 'Remove the concurrency limit'
+            cand --clear-max-output-tokens 'Remove the output-token cap'
+            cand --json 'Print JSON'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'relayapi;token;revoke'= {
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
@@ -110,6 +145,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand issue 'Issue a token that seals a provider API key'
             cand list 'List tokens (active and exhausted; --all adds revoked and expired)'
             cand show 'Show one token'
+            cand update 'Change a token''s limits and policies (seen by running relays within a second)'
             cand revoke 'Revoke a token: the relay refuses it from then on'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -119,9 +155,40 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         }
         &'relayapi;token;help;show'= {
         }
+        &'relayapi;token;help;update'= {
+        }
         &'relayapi;token;help;revoke'= {
         }
         &'relayapi;token;help;help'= {
+        }
+        &'relayapi;serve'= {
+            cand --listen 'Address to listen on [default: 127.0.0.1:8080]'
+            cand --max-body 'Largest request body accepted, like 32MiB [default: 32MiB]'
+            cand --connect-timeout 'Time allowed to connect to a provider [default: 10s]'
+            cand --upstream-timeout 'Time allowed until a provider''s response headers [default: 300s]'
+            cand --idle-timeout 'Longest pause between two chunks of a response; no limit on a whole stream [default: 120s]'
+            cand --grace-period 'How long in-flight requests may finish after SIGINT/SIGTERM [default: 30s]'
+            cand --trusted-proxy 'Proxy whose X-Forwarded-For is believed for --ip policies (repeatable CIDR)'
+            cand --metrics-listen 'Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)'
+            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
+            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
+            cand --metrics 'Serve Prometheus metrics at /metrics on the main listener'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'relayapi;usage'= {
+            cand --by 'Group by token, model or day (UTC)'
+            cand --token 'Only this token (id or unique prefix)'
+            cand --since 'From this time on: a duration back from now (24h, 7d) or an RFC 3339 time'
+            cand --until 'Before this time: a duration back from now or an RFC 3339 time'
+            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
+            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
+            cand --json 'Print a JSON array'
+            cand --csv 'Print CSV'
+            cand -h 'Print help'
+            cand --help 'Print help'
         }
         &'relayapi;migrate'= {
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
@@ -149,6 +216,8 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         &'relayapi;help'= {
             cand keygen 'Create the server''s P-256 key pair (or rotate it, or list the key ring)'
             cand token 'Issue, list, show and revoke tokens'
+            cand serve 'Run the relay: open tokens, check them, count calls, forward to the provider'
+            cand usage 'Report usage per token, model or day'
             cand migrate 'Apply pending database migrations, or list their status'
             cand providers 'List the providers the relay knows, with base URL and auth style'
             cand completions 'Print a shell completion script'
@@ -160,6 +229,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand issue 'Issue a token that seals a provider API key'
             cand list 'List tokens (active and exhausted; --all adds revoked and expired)'
             cand show 'Show one token'
+            cand update 'Change a token''s limits and policies (seen by running relays within a second)'
             cand revoke 'Revoke a token: the relay refuses it from then on'
         }
         &'relayapi;help;token;issue'= {
@@ -168,7 +238,13 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         }
         &'relayapi;help;token;show'= {
         }
+        &'relayapi;help;token;update'= {
+        }
         &'relayapi;help;token;revoke'= {
+        }
+        &'relayapi;help;serve'= {
+        }
+        &'relayapi;help;usage'= {
         }
         &'relayapi;help;migrate'= {
         }

@@ -31,6 +31,8 @@ complete -c relayapi -n "__fish_relayapi_needs_command" -s h -l help -d 'Print h
 complete -c relayapi -n "__fish_relayapi_needs_command" -s V -l version -d 'Print version'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "keygen" -d 'Create the server\'s P-256 key pair (or rotate it, or list the key ring)'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "token" -d 'Issue, list, show and revoke tokens'
+complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "serve" -d 'Run the relay: open tokens, check them, count calls, forward to the provider'
+complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "usage" -d 'Report usage per token, model or day'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "migrate" -d 'Apply pending database migrations, or list their status'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "providers" -d 'List the providers the relay knows, with base URL and auth style'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "completions" -d 'Print a shell completion script'
@@ -42,29 +44,32 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -l rotate -d '
 complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -l list -d 'List the key ring (kid, created, active) instead of creating a key'
 complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -l json -d 'Print JSON'
 complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -s h -l help -d 'Print help'
-complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show revoke help" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
-complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show revoke help" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
-complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show revoke help" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
-complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show revoke help" -s h -l help -d 'Print help'
-complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show revoke help" -f -a "issue" -d 'Issue a token that seals a provider API key'
-complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show revoke help" -f -a "list" -d 'List tokens (active and exhausted; --all adds revoked and expired)'
-complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show revoke help" -f -a "show" -d 'Show one token'
-complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show revoke help" -f -a "revoke" -d 'Revoke a token: the relay refuses it from then on'
-complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show update revoke help" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show update revoke help" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show update revoke help" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show update revoke help" -s h -l help -d 'Print help'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show update revoke help" -f -a "issue" -d 'Issue a token that seals a provider API key'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show update revoke help" -f -a "list" -d 'List tokens (active and exhausted; --all adds revoked and expired)'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show update revoke help" -f -a "show" -d 'Show one token'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show update revoke help" -f -a "update" -d 'Change a token\'s limits and policies (seen by running relays within a second)'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show update revoke help" -f -a "revoke" -d 'Revoke a token: the relay refuses it from then on'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show update revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l provider -d 'Provider (see `relayapi providers`); `custom` for any other OpenAI-compatible server' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l upstream -d 'Base URL replacing the provider\'s (self-hosted or local servers; required for azure and custom)' -r -f
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l auth -d 'How a custom provider takes the key: bearer, x-api-key, header:NAME or query:NAME' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l name -d 'A label for people' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l api-key-env -d 'Read the provider API key from this environment variable' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l max-calls -d 'Most calls the token may make [default: unlimited]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l max-total-tokens -d 'Budget of total (prompt + completion) tokens [default: unlimited]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l expires-in -d 'Lifetime from now, like 30m, 24h, 7d [default: never expires]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l expires-at -d 'Expiry time, RFC 3339 (2026-12-31T23:59:00Z)' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l model -d 'Allowed model (repeatable; a trailing * matches a prefix)' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l origin -d 'Allowed browser origin, exactly (repeatable)' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l ip -d 'Allowed client network, CIDR or address (repeatable)' -r
-complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l endpoint -d 'Allowed request path (repeatable; a trailing * matches a prefix)' -r
-complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l rpm -d 'Requests per minute' -r
-complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l concurrency -d 'Requests in flight at once' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l endpoint -d 'Allowed request path (repeatable; a trailing * matches a prefix) [default: the provider\'s inference endpoints]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l rpm -d 'Requests per minute (per relay process)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l concurrency -d 'Requests in flight at once, streams included (per relay process)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l max-output-tokens -d 'Cap on the output tokens a request may ask for (set when absent, lowered when higher)' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
@@ -83,6 +88,33 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from show" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from show" -l json -d 'Print JSON'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l name -d 'A new label' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l max-calls -d 'Most calls the token may make [default: unlimited]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l max-total-tokens -d 'Budget of total (prompt + completion) tokens [default: unlimited]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l expires-in -d 'Lifetime from now, like 30m, 24h, 7d [default: never expires]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l expires-at -d 'Expiry time, RFC 3339 (2026-12-31T23:59:00Z)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l model -d 'Allowed model (repeatable; a trailing * matches a prefix)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l origin -d 'Allowed browser origin, exactly (repeatable)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l ip -d 'Allowed client network, CIDR or address (repeatable)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l endpoint -d 'Allowed request path (repeatable; a trailing * matches a prefix) [default: the provider\'s inference endpoints]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l rpm -d 'Requests per minute (per relay process)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l concurrency -d 'Requests in flight at once, streams included (per relay process)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l max-output-tokens -d 'Cap on the output tokens a request may ask for (set when absent, lowered when higher)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l clear-max-calls -d 'Remove the call limit'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l clear-max-total-tokens -d 'Remove the token budget'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l clear-expiry -d 'Make the token never expire'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l clear-models -d 'Allow any model'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l clear-origins -d 'Allow any origin'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l clear-ips -d 'Allow any client address'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l clear-endpoints -d 'Back to the provider\'s default endpoints'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l clear-rpm -d 'Remove the rate limit'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l clear-concurrency -d 'Remove the concurrency limit'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l clear-max-output-tokens -d 'Remove the output-token cap'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l json -d 'Print JSON'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from revoke" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from revoke" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from revoke" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
@@ -92,8 +124,34 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "issue" -d 'Issue a token that seals a provider API key'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "list" -d 'List tokens (active and exhausted; --all adds revoked and expired)'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one token'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "update" -d 'Change a token\'s limits and policies (seen by running relays within a second)'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a token: the relay refuses it from then on'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l listen -d 'Address to listen on [default: 127.0.0.1:8080]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l max-body -d 'Largest request body accepted, like 32MiB [default: 32MiB]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l connect-timeout -d 'Time allowed to connect to a provider [default: 10s]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l upstream-timeout -d 'Time allowed until a provider\'s response headers [default: 300s]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l idle-timeout -d 'Longest pause between two chunks of a response; no limit on a whole stream [default: 120s]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l grace-period -d 'How long in-flight requests may finish after SIGINT/SIGTERM [default: 30s]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l trusted-proxy -d 'Proxy whose X-Forwarded-For is believed for --ip policies (repeatable CIDR)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l metrics-listen -d 'Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l metrics -d 'Serve Prometheus metrics at /metrics on the main listener'
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l by -d 'Group by token, model or day (UTC)' -r -f -a "token\t''
+model\t''
+day\t''"
+complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l token -d 'Only this token (id or unique prefix)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l since -d 'From this time on: a duration back from now (24h, 7d) or an RFC 3339 time' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l until -d 'Before this time: a duration back from now or an RFC 3339 time' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
+complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
+complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l json -d 'Print a JSON array'
+complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l csv -d 'Print CSV'
+complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -s h -l help -d 'Print help'
 complete -c relayapi -n "__fish_relayapi_using_subcommand migrate" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand migrate" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
 complete -c relayapi -n "__fish_relayapi_using_subcommand migrate" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
@@ -108,13 +166,16 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand completions" -l data-d
 complete -c relayapi -n "__fish_relayapi_using_subcommand completions" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
 complete -c relayapi -n "__fish_relayapi_using_subcommand completions" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token migrate providers completions help" -f -a "keygen" -d 'Create the server\'s P-256 key pair (or rotate it, or list the key ring)'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token migrate providers completions help" -f -a "token" -d 'Issue, list, show and revoke tokens'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token migrate providers completions help" -f -a "migrate" -d 'Apply pending database migrations, or list their status'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token migrate providers completions help" -f -a "providers" -d 'List the providers the relay knows, with base URL and auth style'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token migrate providers completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token migrate providers completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve usage migrate providers completions help" -f -a "keygen" -d 'Create the server\'s P-256 key pair (or rotate it, or list the key ring)'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve usage migrate providers completions help" -f -a "token" -d 'Issue, list, show and revoke tokens'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve usage migrate providers completions help" -f -a "serve" -d 'Run the relay: open tokens, check them, count calls, forward to the provider'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve usage migrate providers completions help" -f -a "usage" -d 'Report usage per token, model or day'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve usage migrate providers completions help" -f -a "migrate" -d 'Apply pending database migrations, or list their status'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve usage migrate providers completions help" -f -a "providers" -d 'List the providers the relay knows, with base URL and auth style'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve usage migrate providers completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve usage migrate providers completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c relayapi -n "__fish_relayapi_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "issue" -d 'Issue a token that seals a provider API key'
 complete -c relayapi -n "__fish_relayapi_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "list" -d 'List tokens (active and exhausted; --all adds revoked and expired)'
 complete -c relayapi -n "__fish_relayapi_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "show" -d 'Show one token'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "update" -d 'Change a token\'s limits and policies (seen by running relays within a second)'
 complete -c relayapi -n "__fish_relayapi_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "revoke" -d 'Revoke a token: the relay refuses it from then on'

@@ -37,6 +37,9 @@ pub struct FileConfig {
     pub upstream_timeout: Option<String>,
     pub idle_timeout: Option<String>,
     pub grace_period: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub metrics: Option<bool>,
+    pub metrics_listen: Option<String>,
 }
 
 impl FileConfig {

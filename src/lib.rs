@@ -14,3 +14,4 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod token;
+pub mod usage;

@@ -21,6 +21,8 @@ pub struct Policy {
     pub rpm: Option<u32>,
     /// Requests in flight at once.
     pub concurrency: Option<u32>,
+    /// Cap on the output tokens a request may ask for.
+    pub max_output_tokens: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -35,6 +37,31 @@ pub enum PolicyError {
     Endpoint(String),
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+}
+
+impl Policy {
+    /// A token with origins refuses requests without `Origin`.
+    pub fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        self.origins.is_empty() || origin.is_some_and(|o| self.origins.iter().any(|a| a == o))
+    }
+
+    /// `None` (an address that could not be determined) passes only when no range is set.
+    pub fn ip_allowed(&self, ip: Option<IpAddr>) -> bool {
+        self.ips.is_empty() || ip.is_some_and(|ip| self.ips.iter().any(|net| net.contains(&ip)))
+    }
+
+    /// Without explicit endpoints, only the provider's inference endpoints.
+    pub fn endpoint_allowed(&self, family: crate::providers::Family, path: &str) -> bool {
+        if self.endpoints.is_empty() {
+            crate::providers::default_endpoint_allowed(family, path)
+        } else {
+            self.endpoints.iter().any(|p| pattern_matches(p, path))
+        }
+    }
+
+    pub fn model_allowed(&self, model: &str) -> bool {
+        self.models.is_empty() || self.models.iter().any(|p| pattern_matches(p, model))
+    }
 }
 
 /// Does `value` match `pattern`, where a trailing `*` matches any suffix?
@@ -113,6 +140,35 @@ mod tests {
         assert!(parse_endpoint("/v1/chat/*").is_ok());
         assert!(parse_endpoint("v1/chat").is_err());
         assert!(parse_endpoint("/v1/../admin").is_err());
+    }
+
+    #[test]
+    fn request_checks() {
+        let p = Policy {
+            origins: vec!["https://a.example".into()],
+            ips: vec![
+                parse_ip_range("10.0.0.0/8").unwrap(),
+                parse_ip_range("2001:db8::/32").unwrap(),
+            ],
+            models: vec!["gpt-4o*".into()],
+            endpoints: vec!["/v1/chat/*".into()],
+            ..Policy::default()
+        };
+        assert!(p.origin_allowed(Some("https://a.example")));
+        assert!(!p.origin_allowed(Some("https://b.example")));
+        assert!(!p.origin_allowed(None));
+        assert!(p.ip_allowed(Some("10.2.3.4".parse().unwrap())));
+        assert!(p.ip_allowed(Some("2001:db8::5".parse().unwrap())));
+        assert!(!p.ip_allowed(Some("11.0.0.1".parse().unwrap())));
+        assert!(!p.ip_allowed(None));
+        assert!(p.model_allowed("gpt-4o-mini") && !p.model_allowed("o1"));
+        use crate::providers::Family::OpenAi;
+        assert!(p.endpoint_allowed(OpenAi, "/v1/chat/completions"));
+        assert!(!p.endpoint_allowed(OpenAi, "/v1/embeddings"));
+        let open = Policy::default();
+        assert!(open.origin_allowed(None) && open.ip_allowed(None) && open.model_allowed("x"));
+        assert!(open.endpoint_allowed(OpenAi, "/v1/embeddings"));
+        assert!(!open.endpoint_allowed(OpenAi, "/v1/files"));
     }
 
     #[test]

@@ -66,9 +66,25 @@ impl Serialize for AuthStyle {
     }
 }
 
+/// The API shape a provider speaks: decides default endpoints, where the output-token cap
+/// goes and how usage is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// OpenAI and OpenAI-compatible APIs.
+    OpenAi,
+    Anthropic,
+    Gemini,
+    /// Azure OpenAI: OpenAI's API under `/openai/deployments/NAME` or `/openai/v1`.
+    Azure,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Provider {
     pub name: &'static str,
+    pub family: Family,
+    /// Accepts `stream_options.include_usage` on chat streams (so the relay can count tokens).
+    pub stream_usage_option: bool,
     /// `None`: the base URL is given when the token is issued (`--upstream`).
     pub base_url: Option<&'static str>,
     pub auth: AuthStyle,
@@ -76,11 +92,14 @@ pub struct Provider {
     pub default_headers: &'static [(&'static str, &'static str)],
 }
 
-const fn provider(name: &'static str, base_url: &'static str, auth: AuthStyle) -> Provider {
+/// An OpenAI-compatible provider with bearer auth.
+const fn compatible(name: &'static str, base_url: &'static str, stream_usage: bool) -> Provider {
     Provider {
         name,
+        family: Family::OpenAi,
+        stream_usage_option: stream_usage,
         base_url: Some(base_url),
-        auth,
+        auth: AuthStyle::Bearer,
         default_headers: &[],
     }
 }
@@ -89,59 +108,145 @@ const fn provider(name: &'static str, base_url: &'static str, auth: AuthStyle) -
 pub const CUSTOM: &str = "custom";
 
 static REGISTRY: &[Provider] = &[
-    provider("openai", "https://api.openai.com", AuthStyle::Bearer),
+    compatible("openai", "https://api.openai.com", true),
     Provider {
         name: "anthropic",
+        family: Family::Anthropic,
+        stream_usage_option: false,
         base_url: Some("https://api.anthropic.com"),
         auth: AuthStyle::header("x-api-key"),
         default_headers: &[("anthropic-version", "2023-06-01")],
     },
-    provider(
-        "gemini",
-        "https://generativelanguage.googleapis.com",
-        AuthStyle::header("x-goog-api-key"),
-    ),
+    Provider {
+        name: "gemini",
+        family: Family::Gemini,
+        stream_usage_option: false,
+        base_url: Some("https://generativelanguage.googleapis.com"),
+        auth: AuthStyle::header("x-goog-api-key"),
+        default_headers: &[],
+    },
     Provider {
         name: "azure",
+        family: Family::Azure,
+        stream_usage_option: true,
         base_url: None,
         auth: AuthStyle::header("api-key"),
         default_headers: &[],
     },
-    provider("deepseek", "https://api.deepseek.com", AuthStyle::Bearer),
-    provider("mistral", "https://api.mistral.ai", AuthStyle::Bearer),
-    provider("groq", "https://api.groq.com/openai", AuthStyle::Bearer),
-    provider("openrouter", "https://openrouter.ai/api", AuthStyle::Bearer),
-    provider("xai", "https://api.x.ai", AuthStyle::Bearer),
-    provider("together", "https://api.together.xyz", AuthStyle::Bearer),
-    provider(
-        "fireworks",
-        "https://api.fireworks.ai/inference",
-        AuthStyle::Bearer,
-    ),
-    provider("perplexity", "https://api.perplexity.ai", AuthStyle::Bearer),
-    provider("moonshot", "https://api.moonshot.ai", AuthStyle::Bearer),
-    provider(
+    compatible("deepseek", "https://api.deepseek.com", true),
+    compatible("mistral", "https://api.mistral.ai", false),
+    compatible("groq", "https://api.groq.com/openai", true),
+    compatible("openrouter", "https://openrouter.ai/api", true),
+    compatible("xai", "https://api.x.ai", true),
+    compatible("together", "https://api.together.xyz", true),
+    compatible("fireworks", "https://api.fireworks.ai/inference", true),
+    compatible("perplexity", "https://api.perplexity.ai", false),
+    compatible("moonshot", "https://api.moonshot.ai", true),
+    compatible(
         "dashscope",
         "https://dashscope-intl.aliyuncs.com/compatible-mode",
-        AuthStyle::Bearer,
+        true,
     ),
-    provider(
-        "zhipu",
-        "https://open.bigmodel.cn/api/paas",
-        AuthStyle::Bearer,
-    ),
-    provider(
-        "siliconflow",
-        "https://api.siliconflow.com",
-        AuthStyle::Bearer,
-    ),
+    compatible("zhipu", "https://open.bigmodel.cn/api/paas", false),
+    compatible("siliconflow", "https://api.siliconflow.com", true),
     Provider {
         name: CUSTOM,
+        family: Family::OpenAi,
+        stream_usage_option: true,
         base_url: None,
         auth: AuthStyle::Bearer,
         default_headers: &[],
     },
 ];
+
+/// Inference endpoints of the OpenAI API, after its version segment.
+const OPENAI_EXACT: &[&str] = &[
+    "/chat/completions",
+    "/responses",
+    "/completions",
+    "/embeddings",
+    "/moderations",
+    "/models",
+];
+const OPENAI_PREFIXES: &[&str] = &["/images/", "/audio/", "/models/"];
+const ANTHROPIC_EXACT: &[&str] = &[
+    "/v1/messages",
+    "/v1/messages/count_tokens",
+    "/v1/complete",
+    "/v1/models",
+];
+const GEMINI_ACTIONS: &[&str] = &[
+    "generateContent",
+    "streamGenerateContent",
+    "countTokens",
+    "embedContent",
+    "batchEmbedContents",
+];
+
+/// Strips a leading version segment (`/v1`, `/v4`, `/v1beta`) if there is one.
+fn strip_version(path: &str) -> &str {
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    let first = rest.split('/').next().unwrap_or("");
+    let is_version = first.len() >= 2
+        && first.starts_with('v')
+        && first[1..].starts_with(|c: char| c.is_ascii_digit());
+    if is_version {
+        &rest[first.len()..]
+    } else {
+        path
+    }
+}
+
+fn openai_inference(path: &str) -> bool {
+    let rest = strip_version(path);
+    OPENAI_EXACT.contains(&rest) || OPENAI_PREFIXES.iter().any(|p| rest.starts_with(p))
+}
+
+/// Is `path` one of the provider's inference endpoints, which a token may call without an
+/// explicit `--endpoint`? Files, fine-tuning, batches, assistants, vector stores and admin
+/// APIs are not.
+pub fn default_endpoint_allowed(family: Family, path: &str) -> bool {
+    match family {
+        Family::OpenAi => openai_inference(path),
+        Family::Azure => {
+            if let Some(rest) = path.strip_prefix("/openai/deployments/") {
+                rest.split_once('/')
+                    .is_some_and(|(_, tail)| openai_inference(&format!("/v1/{tail}")))
+            } else {
+                path.strip_prefix("/openai").is_some_and(openai_inference)
+            }
+        }
+        Family::Anthropic => ANTHROPIC_EXACT.contains(&path) || path.starts_with("/v1/models/"),
+        Family::Gemini => {
+            let rest = strip_version(path);
+            match rest.strip_prefix("/models") {
+                Some("") => true,
+                Some(model) => {
+                    let model = model.trim_start_matches('/');
+                    match model.split_once(':') {
+                        Some((name, action)) => {
+                            !name.is_empty()
+                                && !name.contains('/')
+                                && GEMINI_ACTIONS.contains(&action)
+                        }
+                        None => !model.is_empty() && !model.contains('/'),
+                    }
+                }
+                None => false,
+            }
+        }
+    }
+}
+
+/// The model named in a Gemini-style path (`/v1beta/models/MODEL:action`).
+pub fn model_in_path(family: Family, path: &str) -> Option<&str> {
+    if family != Family::Gemini {
+        return None;
+    }
+    let rest = strip_version(path).strip_prefix("/models/")?;
+    let model = rest.split(':').next().unwrap_or(rest);
+    (!model.is_empty()).then_some(model)
+}
 
 pub fn all() -> &'static [Provider] {
     REGISTRY
@@ -204,6 +309,66 @@ mod tests {
         for bad in ["", "basic", "header:", "query:a b", "header:x:y"] {
             assert!(bad.parse::<AuthStyle>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn default_endpoints_are_inference_only() {
+        use Family::*;
+        for ok in [
+            "/v1/chat/completions",
+            "/v1/embeddings",
+            "/v1/audio/speech",
+            "/v1/models",
+            "/chat/completions",
+            "/v4/chat/completions",
+            "/v1/responses",
+        ] {
+            assert!(default_endpoint_allowed(OpenAi, ok), "{ok}");
+        }
+        for no in [
+            "/v1/files",
+            "/v1/fine_tuning/jobs",
+            "/v1/batches",
+            "/v1/assistants",
+            "/v1/vector_stores",
+            "/v1/organization/users",
+            "/v1/chat/completions/x/../y",
+        ] {
+            assert!(!default_endpoint_allowed(OpenAi, no), "{no}");
+        }
+        assert!(default_endpoint_allowed(Anthropic, "/v1/messages"));
+        assert!(!default_endpoint_allowed(Anthropic, "/v1/messages/batches"));
+        assert!(default_endpoint_allowed(
+            Gemini,
+            "/v1beta/models/gemini-2.0-flash:generateContent"
+        ));
+        assert!(default_endpoint_allowed(Gemini, "/v1beta/models"));
+        assert!(!default_endpoint_allowed(Gemini, "/v1beta/files"));
+        assert!(!default_endpoint_allowed(
+            Gemini,
+            "/v1beta/tunedModels/x:generateContent"
+        ));
+        assert!(!default_endpoint_allowed(Gemini, "/v1beta/models/x:delete"));
+        assert!(default_endpoint_allowed(
+            Azure,
+            "/openai/deployments/gpt4/chat/completions"
+        ));
+        assert!(default_endpoint_allowed(
+            Azure,
+            "/openai/v1/chat/completions"
+        ));
+        assert!(!default_endpoint_allowed(
+            Azure,
+            "/openai/deployments/gpt4/files"
+        ));
+        assert_eq!(
+            model_in_path(
+                Gemini,
+                "/v1beta/models/gemini-2.0-flash:streamGenerateContent"
+            ),
+            Some("gemini-2.0-flash")
+        );
+        assert_eq!(model_in_path(OpenAi, "/v1beta/models/x:y"), None);
     }
 
     #[test]

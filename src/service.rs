@@ -8,7 +8,7 @@ use crate::crypto::KeyRing;
 use crate::policy::{self, Policy, PolicyError};
 use crate::providers::{self, AuthStyle, UpstreamError};
 use crate::secret::SecretString;
-use crate::store::{NewToken, Store, StoreError, TokenRecord};
+use crate::store::{NewToken, Store, StoreError, TokenRecord, TokenUpdate};
 use crate::token::{self, TokenClaims, TokenError, TokenId};
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +63,7 @@ pub struct PolicyInput {
     pub endpoints: Vec<String>,
     pub rpm: Option<u32>,
     pub concurrency: Option<u32>,
+    pub max_output_tokens: Option<u32>,
 }
 
 impl PolicyInput {
@@ -79,6 +80,10 @@ impl PolicyInput {
             concurrency: self
                 .concurrency
                 .map(|v| policy::parse_positive("concurrency", v))
+                .transpose()?,
+            max_output_tokens: self
+                .max_output_tokens
+                .map(|v| policy::parse_positive("max_output_tokens", v))
                 .transpose()?,
         })
     }
@@ -140,6 +145,16 @@ impl ExpiryInput {
     }
 }
 
+fn positive_limit(field: &'static str, value: Option<u64>) -> Result<Option<i64>, ServiceError> {
+    match value {
+        Some(0) => Err(ServiceError::invalid(field, "must be at least 1")),
+        Some(n) => i64::try_from(n)
+            .map(Some)
+            .map_err(|_| ServiceError::invalid(field, "too large")),
+        None => Ok(None),
+    }
+}
+
 /// A positive duration like `90s`, `30m`, `24h`, `7d`.
 pub fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
     let d = humantime::parse_duration(s.trim())
@@ -158,6 +173,7 @@ pub struct IssueRequest {
     pub name: Option<String>,
     pub api_key: SecretString,
     pub max_calls: Option<u64>,
+    pub max_total_tokens: Option<u64>,
     pub expiry: ExpiryInput,
     pub policy: PolicyInput,
 }
@@ -208,13 +224,8 @@ pub async fn issue(
             "the API key holds control characters",
         ));
     }
-    let max_calls = match request.max_calls {
-        Some(0) => return Err(ServiceError::invalid("max_calls", "must be at least 1")),
-        Some(n) => {
-            Some(i64::try_from(n).map_err(|_| ServiceError::invalid("max_calls", "too large"))?)
-        }
-        None => None,
-    };
+    let max_calls = positive_limit("max_calls", request.max_calls)?;
+    let max_total_tokens = positive_limit("max_total_tokens", request.max_total_tokens)?;
     let name = request
         .name
         .map(|n| n.trim().to_string())
@@ -246,6 +257,7 @@ pub async fn issue(
             key_hint: api_key.masked_hint(),
             max_calls,
             expires_at,
+            max_total_tokens,
             policy,
         })
         .await?;
@@ -258,4 +270,89 @@ pub async fn issue(
 pub async fn revoke(store: &Store, id_prefix: &str) -> Result<TokenRecord, ServiceError> {
     let record = store.resolve_id(id_prefix).await?;
     Ok(store.revoke(&record.id).await?)
+}
+
+/// A change to a token's limits. Each `Option` left `None` keeps the current value; the
+/// `clear_*` flags remove a limit or list.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateRequest {
+    pub name: Option<String>,
+    pub max_calls: Option<u64>,
+    pub clear_max_calls: bool,
+    pub max_total_tokens: Option<u64>,
+    pub clear_max_total_tokens: bool,
+    pub expiry: ExpiryInput,
+    pub clear_expiry: bool,
+    pub models: Option<Vec<String>>,
+    pub origins: Option<Vec<String>>,
+    pub ips: Option<Vec<String>>,
+    pub endpoints: Option<Vec<String>>,
+    pub rpm: Option<u32>,
+    pub clear_rpm: bool,
+    pub concurrency: Option<u32>,
+    pub clear_concurrency: bool,
+    pub max_output_tokens: Option<u32>,
+    pub clear_max_output_tokens: bool,
+}
+
+fn set_or_clear<T>(value: Option<T>, clear: bool, current: Option<T>) -> Option<T> {
+    if clear { None } else { value.or(current) }
+}
+
+pub async fn update(
+    store: &Store,
+    id_prefix: &str,
+    request: UpdateRequest,
+) -> Result<TokenRecord, ServiceError> {
+    let current = store.resolve_id(id_prefix).await?;
+    let now = Utc::now();
+    let p = &current.policy;
+    // Validate the merged policy exactly as at issue time.
+    let policy = PolicyInput {
+        models: request.models.clone().unwrap_or_else(|| p.models.clone()),
+        origins: request.origins.clone().unwrap_or_else(|| p.origins.clone()),
+        ips: request
+            .ips
+            .clone()
+            .unwrap_or_else(|| p.ips.iter().map(|n| n.to_string()).collect()),
+        endpoints: request
+            .endpoints
+            .clone()
+            .unwrap_or_else(|| p.endpoints.clone()),
+        rpm: set_or_clear(request.rpm, request.clear_rpm, p.rpm),
+        concurrency: set_or_clear(
+            request.concurrency,
+            request.clear_concurrency,
+            p.concurrency,
+        ),
+        max_output_tokens: set_or_clear(
+            request.max_output_tokens,
+            request.clear_max_output_tokens,
+            p.max_output_tokens,
+        ),
+    }
+    .validate()?;
+    let expires_at = if request.clear_expiry {
+        Some(None)
+    } else {
+        request.expiry.resolve(now)?.map(Some)
+    };
+    let update = TokenUpdate {
+        name: request
+            .name
+            .map(|n| Some(n.trim().to_string()).filter(|n| !n.is_empty())),
+        max_calls: if request.clear_max_calls {
+            Some(None)
+        } else {
+            positive_limit("max_calls", request.max_calls)?.map(Some)
+        },
+        max_total_tokens: if request.clear_max_total_tokens {
+            Some(None)
+        } else {
+            positive_limit("max_total_tokens", request.max_total_tokens)?.map(Some)
+        },
+        expires_at,
+        policy: Some(policy),
+    };
+    Ok(store.update_token(&current.id, &update).await?)
 }

@@ -434,7 +434,9 @@ async fn every_refusal_has_its_status_and_code_and_no_secret() {
         unregistered.as_str(),
     ] {
         assert_refusal(
-            post(bad, "/v1/x", "{}".into()).await.unwrap(),
+            post(bad, "/v1/chat/completions", "{}".into())
+                .await
+                .unwrap(),
             401,
             "invalid_token",
             &secrets,
@@ -442,35 +444,43 @@ async fn every_refusal_has_its_status_and_code_and_no_secret() {
         .await;
     }
     assert_refusal(
-        post(&revoked, "/v1/x", "{}".into()).await.unwrap(),
+        post(&revoked, "/v1/chat/completions", "{}".into())
+            .await
+            .unwrap(),
         401,
         "token_revoked",
         &secrets,
     )
     .await;
     assert_eq!(
-        post(&one_call, "/v1/x", "{}".into())
+        post(&one_call, "/v1/chat/completions", "{}".into())
             .await
             .unwrap()
             .status(),
         200
     );
     assert_refusal(
-        post(&one_call, "/v1/x", "{}".into()).await.unwrap(),
+        post(&one_call, "/v1/chat/completions", "{}".into())
+            .await
+            .unwrap(),
         429,
         "calls_exhausted",
         &secrets,
     )
     .await;
     assert_refusal(
-        post(&token, "/v1/x", "x".repeat(2048)).await.unwrap(),
+        post(&token, "/v1/chat/completions", "x".repeat(2048))
+            .await
+            .unwrap(),
         413,
         "request_too_large",
         &secrets,
     )
     .await;
     assert_refusal(
-        post(&dead, "/v1/x", "{}".into()).await.unwrap(),
+        post(&dead, "/v1/chat/completions", "{}".into())
+            .await
+            .unwrap(),
         502,
         "upstream_unreachable",
         &secrets,
@@ -482,18 +492,24 @@ async fn every_refusal_has_its_status_and_code_and_no_secret() {
         "a call that never reached the provider was kept"
     );
     assert_refusal(
-        post(&token, "/slow/v1/x", "{}".into()).await.unwrap(),
+        post(&token, "/v1/chat/completions", r#"{"model":"slow"}"#.into())
+            .await
+            .unwrap(),
         504,
         "upstream_timeout",
         &secrets,
     )
     .await;
     // An upstream error is the provider's answer: passed through, and counted.
-    let r = post(&token, "/status/500", "{}".into()).await.unwrap();
+    let r = post(&token, "/v1/chat/completions", r#"{"model":"fail"}"#.into())
+        .await
+        .unwrap();
     assert_eq!(r.status(), 500);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_refusal(
-        post(&expiring, "/v1/x", "{}".into()).await.unwrap(),
+        post(&expiring, "/v1/chat/completions", "{}".into())
+            .await
+            .unwrap(),
         401,
         "token_expired",
         &secrets,

@@ -54,6 +54,33 @@ async fn bad_serve_settings_are_clear_errors() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_on_their_own_listener() {
+    let env = TestEnv::sqlite();
+    let serve = ServeProcess::spawn(&env, &["--metrics-listen", "127.0.0.1:0"]);
+    let metrics_url = serve.line_after("relayapi metrics on ");
+    let text = http()
+        .get(&metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("relayapi_usage_queue_depth"), "{text}");
+    // Not on the main listener.
+    let r = http()
+        .get(format!("{}/metrics", serve.url))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 200);
+    let status = tokio::task::spawn_blocking(move || serve.stop())
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
 /// Two relays, one PostgreSQL database: exactly max_calls are forwarded between them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_postgres_forward_exactly_max_calls() {

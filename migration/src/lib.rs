@@ -3,13 +3,17 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_tokens;
+mod m20261126_000002_usage;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261126_000001_create_tokens::Migration)]
+        vec![
+            Box::new(m20261126_000001_create_tokens::Migration),
+            Box::new(m20261126_000002_usage::Migration),
+        ]
     }
 }
 pub use sea_orm_migration::MigrationStatus;

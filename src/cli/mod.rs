@@ -8,6 +8,7 @@ mod output;
 mod providers;
 mod serve;
 mod token;
+mod usage;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -62,6 +63,8 @@ pub enum Command {
     Token(token::TokenCmd),
     /// Run the relay: open tokens, check them, count calls, forward to the provider
     Serve(serve::ServeCmd),
+    /// Report usage per token, model or day
+    Usage(usage::UsageCmd),
     /// Apply pending database migrations, or list their status
     Migrate(migrate::MigrateCmd),
     /// List the providers the relay knows, with base URL and auth style
@@ -114,6 +117,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => cmd.run(&ctx).await,
         Command::Migrate(cmd) => cmd.run(&ctx).await,
         Command::Serve(cmd) => cmd.run(&ctx).await,
+        Command::Usage(cmd) => cmd.run(&ctx).await,
         Command::Providers(_) | Command::Completions(_) => unreachable!("handled above"),
     }
 }

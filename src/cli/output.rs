@@ -45,6 +45,13 @@ pub fn calls(record: &TokenRecord) -> String {
     }
 }
 
+pub fn tokens_used(record: &TokenRecord) -> String {
+    match record.max_total_tokens {
+        Some(max) => format!("{}/{}", record.used_tokens, max),
+        None => record.used_tokens.to_string(),
+    }
+}
+
 pub fn list_or(items: &[String], none: &str) -> String {
     if items.is_empty() {
         none.to_string()

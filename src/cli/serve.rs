@@ -30,6 +30,26 @@ pub struct ServeCmd {
     /// How long in-flight requests may finish after SIGINT/SIGTERM [default: 30s]
     #[arg(long, env = "RELAYAPI_GRACE_PERIOD", value_name = "DURATION")]
     grace_period: Option<String>,
+    /// Proxy whose X-Forwarded-For is believed for --ip policies (repeatable CIDR)
+    #[arg(
+        long = "trusted-proxy",
+        env = "RELAYAPI_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    trusted_proxies: Vec<String>,
+    /// Serve Prometheus metrics at /metrics on the main listener
+    #[arg(long, env = "RELAYAPI_METRICS")]
+    metrics: bool,
+    /// Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)
+    #[arg(long, env = "RELAYAPI_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<String>,
+}
+
+fn parse_addr(flag: &str, value: &str) -> anyhow::Result<SocketAddr> {
+    value
+        .parse()
+        .map_err(|_| anyhow!("--{flag}: {value:?} is not an address like 127.0.0.1:8080"))
 }
 
 fn duration(
@@ -48,7 +68,10 @@ fn duration(
 }
 
 impl ServeCmd {
-    fn config(&self, ctx: &Context) -> anyhow::Result<(SocketAddr, ServeConfig)> {
+    fn config(
+        &self,
+        ctx: &Context,
+    ) -> anyhow::Result<(SocketAddr, Option<SocketAddr>, ServeConfig)> {
         let file = &ctx.file;
         let defaults = ServeConfig::default();
         let listen = self
@@ -56,9 +79,22 @@ impl ServeCmd {
             .clone()
             .or_else(|| file.listen.clone())
             .unwrap_or_else(|| "127.0.0.1:8080".to_string());
-        let listen: SocketAddr = listen
-            .parse()
-            .map_err(|_| anyhow!("--listen: {listen:?} is not an address like 127.0.0.1:8080"))?;
+        let listen = parse_addr("listen", &listen)?;
+        let metrics_listen = self
+            .metrics_listen
+            .clone()
+            .or_else(|| file.metrics_listen.clone())
+            .map(|a| parse_addr("metrics-listen", &a))
+            .transpose()?;
+        let proxies = if self.trusted_proxies.is_empty() {
+            file.trusted_proxies.clone().unwrap_or_default()
+        } else {
+            self.trusted_proxies.clone()
+        };
+        let trusted_proxies = proxies
+            .iter()
+            .map(|p| crate::policy::parse_ip_range(p).map_err(|e| anyhow!("--trusted-proxy: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let max_body = match self.max_body.as_ref().or(file.max_body.as_ref()) {
             None => defaults.max_body,
             Some(s) => parse_size(s).map_err(|m| anyhow!("--max-body: {m}"))?,
@@ -89,12 +125,15 @@ impl ServeCmd {
                 &file.grace_period,
                 defaults.grace_period,
             )?,
+            trusted_proxies,
+            metrics_route: metrics_listen.is_none() && (self.metrics || file.metrics == Some(true)),
+            usage_queue: defaults.usage_queue,
         };
-        Ok((listen, config))
+        Ok((listen, metrics_listen, config))
     }
 
     pub async fn run(&self, ctx: &Context) -> anyhow::Result<()> {
-        let (listen, config) = self.config(ctx)?;
+        let (listen, metrics_listen, config) = self.config(ctx)?;
         let ring = ctx.keyring_or_create()?;
         let store = ctx.store().await?;
         let listener = tokio::net::TcpListener::bind(listen)
@@ -108,7 +147,36 @@ impl ServeCmd {
         // A stable line on stderr, whatever the log level: scripts and tests read the port.
         eprintln!("relayapi listening on http://{local}");
         tracing::info!(kid = %kid, database = store.backend_name(), "serving");
-        server::run(state, listener, shutdown_signal()).await;
+        let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+        let metrics_task = match metrics_listen {
+            Some(addr) => {
+                let metrics_listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+                eprintln!(
+                    "relayapi metrics on http://{}/metrics",
+                    metrics_listener.local_addr()?
+                );
+                let mut stop = stop_tx.subscribe();
+                Some(tokio::spawn(server::run_metrics(
+                    state.clone(),
+                    metrics_listener,
+                    async move {
+                        let _ = stop.recv().await;
+                    },
+                )))
+            }
+            None => None,
+        };
+        let stop = stop_tx.clone();
+        server::run(state, listener, async move {
+            shutdown_signal().await;
+            let _ = stop.send(());
+        })
+        .await;
+        if let Some(task) = metrics_task {
+            let _ = task.await;
+        }
         store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -5,11 +5,11 @@ use chrono::Utc;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::output::{TokenView, calls, list_or, print_json, table, time};
+use super::output::{TokenView, calls, list_or, print_json, table, time, tokens_used};
 use super::{Context, stdin_is_terminal};
 use crate::providers;
 use crate::secret::SecretString;
-use crate::service::{self, ExpiryInput, IssueRequest, IssuedToken, PolicyInput};
+use crate::service::{self, ExpiryInput, IssueRequest, IssuedToken, PolicyInput, UpdateRequest};
 use crate::store::TokenStatus;
 
 #[derive(Debug, Subcommand)]
@@ -20,6 +20,8 @@ pub enum TokenCmd {
     List(ListArgs),
     /// Show one token
     Show(ShowArgs),
+    /// Change a token's limits and policies (seen by running relays within a second)
+    Update(Box<UpdateArgs>),
     /// Revoke a token: the relay refuses it from then on
     Revoke(RevokeArgs),
 }
@@ -45,9 +47,25 @@ pub struct IssueArgs {
     /// Read the provider API key from standard input
     #[arg(long)]
     api_key_stdin: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Print one JSON object
+    #[arg(long, conflicts_with = "quiet")]
+    json: bool,
+    /// Print the token alone
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// Limits and policies, shared by `issue` and `update`.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
     /// Most calls the token may make [default: unlimited]
     #[arg(long, value_name = "N")]
     max_calls: Option<u64>,
+    /// Budget of total (prompt + completion) tokens [default: unlimited]
+    #[arg(long, value_name = "N")]
+    max_total_tokens: Option<u64>,
     /// Lifetime from now, like 30m, 24h, 7d [default: never expires]
     #[arg(long, value_name = "DURATION", conflicts_with = "expires_at")]
     expires_in: Option<String>,
@@ -63,21 +81,84 @@ pub struct IssueArgs {
     /// Allowed client network, CIDR or address (repeatable)
     #[arg(long = "ip", value_name = "CIDR")]
     ips: Vec<String>,
-    /// Allowed request path (repeatable; a trailing * matches a prefix)
+    /// Allowed request path (repeatable; a trailing * matches a prefix) [default: the
+    /// provider's inference endpoints]
     #[arg(long = "endpoint", value_name = "PATH")]
     endpoints: Vec<String>,
-    /// Requests per minute
+    /// Requests per minute (per relay process)
     #[arg(long, value_name = "N")]
     rpm: Option<u32>,
-    /// Requests in flight at once
+    /// Requests in flight at once, streams included (per relay process)
     #[arg(long, value_name = "N")]
     concurrency: Option<u32>,
-    /// Print one JSON object
-    #[arg(long, conflicts_with = "quiet")]
+    /// Cap on the output tokens a request may ask for (set when absent, lowered when higher)
+    #[arg(long, value_name = "N")]
+    max_output_tokens: Option<u32>,
+}
+
+impl LimitArgs {
+    fn expiry(&self) -> ExpiryInput {
+        ExpiryInput {
+            expires_in: self.expires_in.clone(),
+            expires_at: self.expires_at.clone(),
+        }
+    }
+
+    fn policy(&self) -> PolicyInput {
+        PolicyInput {
+            models: self.models.clone(),
+            origins: self.origins.clone(),
+            ips: self.ips.clone(),
+            endpoints: self.endpoints.clone(),
+            rpm: self.rpm,
+            concurrency: self.concurrency,
+            max_output_tokens: self.max_output_tokens,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Token id, or any unique prefix of it
+    id: String,
+    /// A new label
+    #[arg(long, value_name = "LABEL")]
+    name: Option<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Remove the call limit
+    #[arg(long, conflicts_with = "max_calls")]
+    clear_max_calls: bool,
+    /// Remove the token budget
+    #[arg(long, conflicts_with = "max_total_tokens")]
+    clear_max_total_tokens: bool,
+    /// Make the token never expire
+    #[arg(long, conflicts_with_all = ["expires_in", "expires_at"])]
+    clear_expiry: bool,
+    /// Allow any model
+    #[arg(long, conflicts_with = "models")]
+    clear_models: bool,
+    /// Allow any origin
+    #[arg(long, conflicts_with = "origins")]
+    clear_origins: bool,
+    /// Allow any client address
+    #[arg(long, conflicts_with = "ips")]
+    clear_ips: bool,
+    /// Back to the provider's default endpoints
+    #[arg(long, conflicts_with = "endpoints")]
+    clear_endpoints: bool,
+    /// Remove the rate limit
+    #[arg(long, conflicts_with = "rpm")]
+    clear_rpm: bool,
+    /// Remove the concurrency limit
+    #[arg(long, conflicts_with = "concurrency")]
+    clear_concurrency: bool,
+    /// Remove the output-token cap
+    #[arg(long, conflicts_with = "max_output_tokens")]
+    clear_max_output_tokens: bool,
+    /// Print JSON
+    #[arg(long)]
     json: bool,
-    /// Print the token alone
-    #[arg(long, short)]
-    quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -117,6 +198,7 @@ impl TokenCmd {
             TokenCmd::Issue(args) => args.run(ctx).await,
             TokenCmd::List(args) => args.run(ctx).await,
             TokenCmd::Show(args) => args.run(ctx).await,
+            TokenCmd::Update(args) => args.run(ctx).await,
             TokenCmd::Revoke(args) => args.run(ctx).await,
         }
     }
@@ -146,19 +228,10 @@ impl IssueArgs {
             auth: self.auth.clone(),
             name: self.name.clone(),
             api_key,
-            max_calls: self.max_calls,
-            expiry: ExpiryInput {
-                expires_in: self.expires_in.clone(),
-                expires_at: self.expires_at.clone(),
-            },
-            policy: PolicyInput {
-                models: self.models.clone(),
-                origins: self.origins.clone(),
-                ips: self.ips.clone(),
-                endpoints: self.endpoints.clone(),
-                rpm: self.rpm,
-                concurrency: self.concurrency,
-            },
+            max_calls: self.limits.max_calls,
+            max_total_tokens: self.limits.max_total_tokens,
+            expiry: self.limits.expiry(),
+            policy: self.limits.policy(),
         };
         let issued = service::issue(&store, &ring, request).await?;
         store.close().await;
@@ -231,6 +304,50 @@ impl IssueArgs {
     }
 }
 
+/// `Some(list)` when the flag was given, `Some(empty)` when cleared, `None` to keep.
+fn list_change(given: &[String], clear: bool) -> Option<Vec<String>> {
+    if clear {
+        Some(Vec::new())
+    } else if given.is_empty() {
+        None
+    } else {
+        Some(given.to_vec())
+    }
+}
+
+impl UpdateArgs {
+    async fn run(self, ctx: &Context) -> anyhow::Result<()> {
+        let store = ctx.store().await?;
+        let l = &self.limits;
+        let request = UpdateRequest {
+            name: self.name.clone(),
+            max_calls: l.max_calls,
+            clear_max_calls: self.clear_max_calls,
+            max_total_tokens: l.max_total_tokens,
+            clear_max_total_tokens: self.clear_max_total_tokens,
+            expiry: l.expiry(),
+            clear_expiry: self.clear_expiry,
+            models: list_change(&l.models, self.clear_models),
+            origins: list_change(&l.origins, self.clear_origins),
+            ips: list_change(&l.ips, self.clear_ips),
+            endpoints: list_change(&l.endpoints, self.clear_endpoints),
+            rpm: l.rpm,
+            clear_rpm: self.clear_rpm,
+            concurrency: l.concurrency,
+            clear_concurrency: self.clear_concurrency,
+            max_output_tokens: l.max_output_tokens,
+            clear_max_output_tokens: self.clear_max_output_tokens,
+        };
+        let updated = service::update(&store, &self.id, request).await?;
+        store.close().await;
+        if self.json {
+            return print_json(&TokenView::new(&updated, Utc::now()));
+        }
+        println!("updated token {}", updated.id);
+        Ok(())
+    }
+}
+
 impl ListArgs {
     async fn run(self, ctx: &Context) -> anyhow::Result<()> {
         let store = ctx.store().await?;
@@ -274,6 +391,7 @@ impl ListArgs {
                 r.name.clone().unwrap_or_default(),
                 r.provider.clone(),
                 calls(r),
+                tokens_used(r),
                 time(r.expires_at, "never"),
                 r.status(now).to_string(),
                 time(r.last_used_at, "—"),
@@ -316,6 +434,7 @@ impl ShowArgs {
             ("key", r.key_hint.clone()),
             ("sealed with key", r.kid.clone()),
             ("calls", calls(&r)),
+            ("tokens used", tokens_used(&r)),
             ("created", time(Some(r.created_at), "")),
             ("expires", time(r.expires_at, "never")),
             ("revoked", time(r.revoked_at, "—")),

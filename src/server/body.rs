@@ -1,72 +1,185 @@
-//! The response body: upstream chunks passed to the client as they arrive, with an idle
-//! timeout between chunks and one log line when the call ends (completed, failed, or
-//! abandoned by the client — dropping the body drops the upstream request too).
+//! The response body: upstream chunks passed to the client as they arrive, read on the way
+//! for usage, with an idle timeout between chunks. When the call ends — completed, failed,
+//! or abandoned by the client (dropping the body drops the upstream request too) — it is
+//! logged once and its usage record is queued.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use sync_wrapper::SyncWrapper;
 
+use super::limits::Permit;
+use super::metrics::{Metrics, ProviderLabel, StreamGauge};
+use super::tokens::ResolvedToken;
+use crate::store::UsageRecord;
+use crate::usage::UsageSink;
+use crate::usage::extract::{SseScanner, Tally, json_usage};
+
 type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
-/// What is known about a forwarded call, logged once when it ends.
-pub struct CallLog {
-    pub token_id: String,
-    pub provider: String,
-    pub method: String,
-    pub path: String,
-    pub status: u16,
-    pub started: Instant,
-    pub ttfb: Duration,
-    pub bytes_out: u64,
-    pub end: &'static str,
+/// A JSON response larger than this is passed on but not read for usage.
+const MAX_JSON_INSPECT: usize = 4 * 1024 * 1024;
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Complete,
+    ClientGone,
+    UpstreamError,
+    IdleTimeout,
 }
 
-impl Drop for CallLog {
+impl End {
+    fn as_str(self) -> &'static str {
+        match self {
+            End::Complete => "complete",
+            End::ClientGone => "client_gone",
+            End::UpstreamError => "upstream_error",
+            End::IdleTimeout => "idle_timeout",
+        }
+    }
+}
+
+/// Everything known about a forwarded call; logged and recorded once, on drop.
+pub struct CallRecord {
+    pub token_id: String,
+    pub provider: &'static str,
+    pub method: String,
+    pub path: String,
+    pub model: Option<String>,
+    pub status: u16,
+    pub started: Instant,
+    pub started_at: DateTime<Utc>,
+    pub ttfb: Duration,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub stream: bool,
+    pub tally: Tally,
+    pub end: End,
+    pub usage: Arc<UsageSink>,
+    pub metrics: Arc<Metrics>,
+    /// Released when the record drops: the call is no longer in flight.
+    pub _permit: Permit,
+    /// Told the tokens this call used, for the token budget.
+    pub resolved: Arc<ResolvedToken>,
+}
+
+impl Drop for CallRecord {
     fn drop(&mut self) {
+        let latency = self.started.elapsed();
         tracing::info!(
             token_id = %self.token_id,
-            provider = %self.provider,
+            provider = self.provider,
             method = %self.method,
             path = %self.path,
             status = self.status,
-            latency_ms = self.started.elapsed().as_secs_f64() * 1e3,
+            latency_ms = latency.as_secs_f64() * 1e3,
             ttfb_ms = self.ttfb.as_secs_f64() * 1e3,
             bytes_out = self.bytes_out,
-            end = self.end,
+            total_tokens = self.tally.total(),
+            end = self.end.as_str(),
             "call"
         );
+        self.metrics
+            .upstream_latency
+            .get_or_create(&ProviderLabel {
+                provider: self.provider.to_string(),
+            })
+            .observe(latency.as_secs_f64());
+        let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        self.usage.record(UsageRecord {
+            token_id: std::mem::take(&mut self.token_id),
+            at: self.started_at,
+            method: std::mem::take(&mut self.method),
+            path: std::mem::take(&mut self.path),
+            model: self.model.take(),
+            status: self.status,
+            latency_ms: ms(latency),
+            ttfb_ms: ms(self.ttfb),
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            prompt_tokens: self.tally.prompt,
+            completion_tokens: self.tally.completion,
+            total_tokens: self.tally.total(),
+            stream: self.stream,
+            aborted: self.end == End::ClientGone,
+        });
     }
+}
+
+/// How the body is read for usage on its way through.
+pub enum Inspect {
+    None,
+    Json(BytesMut),
+    Sse(SseScanner),
 }
 
 struct State {
     upstream: Upstream,
+    inspect: Inspect,
     idle: Duration,
     last_chunk: Instant,
     idle_timer: Pin<Box<tokio::time::Sleep>>,
-    log: CallLog,
+    record: CallRecord,
+    _stream_gauge: Option<StreamGauge>,
     done: bool,
+}
+
+impl State {
+    /// Ends the call: takes the final usage, and counts its tokens toward the budget at once
+    /// (before the client can send its next request).
+    fn finish(&mut self, end: End) {
+        self.done = true;
+        self.record.end = end;
+        match &mut self.inspect {
+            Inspect::Sse(scanner) => self.record.tally = scanner.tally(),
+            Inspect::Json(buf) => self.record.tally = json_usage(buf),
+            Inspect::None => {}
+        }
+        if let Some(total) = self.record.tally.total() {
+            self.record.resolved.add_recorded_tokens(total);
+        }
+    }
 }
 
 /// `Sync` (as warp requires) because it is only ever touched through `&mut`.
 pub struct RelayBody(SyncWrapper<State>);
 
 impl RelayBody {
-    pub fn new(response: reqwest::Response, idle: Duration, mut log: CallLog) -> Self {
-        log.end = "client_gone";
+    pub fn new(
+        response: reqwest::Response,
+        inspect: Inspect,
+        idle: Duration,
+        record: CallRecord,
+    ) -> Self {
+        let stream_gauge =
+            matches!(inspect, Inspect::Sse(_)).then(|| StreamGauge::new(record.metrics.clone()));
         let now = Instant::now();
         RelayBody(SyncWrapper::new(State {
             upstream: Box::pin(response.bytes_stream()),
+            inspect,
             idle,
             last_chunk: now,
             idle_timer: Box::pin(tokio::time::sleep(idle)),
-            log,
+            record,
+            _stream_gauge: stream_gauge,
             done: false,
         }))
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        // Whatever was seen so far counts, also for an aborted stream.
+        if !self.done {
+            self.finish(End::ClientGone);
+        }
     }
 }
 
@@ -75,43 +188,59 @@ impl Stream for RelayBody {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let s = self.get_mut().0.get_mut();
-        if s.done {
-            return Poll::Ready(None);
-        }
-        match s.upstream.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                s.last_chunk = Instant::now();
-                s.log.bytes_out += chunk.len() as u64;
-                Poll::Ready(Some(Ok(chunk)))
+        loop {
+            if s.done {
+                return Poll::Ready(None);
             }
-            Poll::Ready(Some(Err(e))) => {
-                s.done = true;
-                s.log.end = if e.is_timeout() {
-                    "upstream_timeout"
-                } else {
-                    "upstream_error"
-                };
-                Poll::Ready(Some(Err(std::io::Error::other("upstream response failed"))))
-            }
-            Poll::Ready(None) => {
-                s.done = true;
-                s.log.end = "complete";
-                Poll::Ready(None)
-            }
-            Poll::Pending => {
-                // The timer is re-armed only when it fires, not on every chunk.
-                while s.idle_timer.as_mut().poll(cx).is_ready() {
-                    let deadline = s.last_chunk + s.idle;
-                    if Instant::now() >= deadline {
-                        s.done = true;
-                        s.log.end = "idle_timeout";
-                        return Poll::Ready(Some(Err(std::io::Error::other(
-                            "upstream idle timeout",
-                        ))));
+            match s.upstream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    s.last_chunk = Instant::now();
+                    s.record.bytes_out += chunk.len() as u64;
+                    let out = match &mut s.inspect {
+                        Inspect::None => chunk,
+                        Inspect::Json(buf) => {
+                            if buf.len() + chunk.len() <= MAX_JSON_INSPECT {
+                                buf.extend_from_slice(&chunk);
+                            } else {
+                                s.inspect = Inspect::None;
+                            }
+                            chunk
+                        }
+                        Inspect::Sse(scanner) => scanner.push(chunk),
+                    };
+                    if out.is_empty() {
+                        continue; // held back (a usage-only event, or part of an event)
                     }
-                    s.idle_timer.as_mut().reset(deadline.into());
+                    return Poll::Ready(Some(Ok(out)));
                 }
-                Poll::Pending
+                Poll::Ready(Some(Err(_))) => {
+                    s.finish(End::UpstreamError);
+                    return Poll::Ready(Some(Err(std::io::Error::other(
+                        "upstream response failed",
+                    ))));
+                }
+                Poll::Ready(None) => {
+                    let rest = match &mut s.inspect {
+                        Inspect::Sse(scanner) => scanner.finish(),
+                        _ => Bytes::new(),
+                    };
+                    s.finish(End::Complete);
+                    return Poll::Ready((!rest.is_empty()).then_some(Ok(rest)));
+                }
+                Poll::Pending => {
+                    // The timer is re-armed only when it fires, not on every chunk.
+                    while s.idle_timer.as_mut().poll(cx).is_ready() {
+                        let deadline = s.last_chunk + s.idle;
+                        if Instant::now() >= deadline {
+                            s.finish(End::IdleTimeout);
+                            return Poll::Ready(Some(Err(std::io::Error::other(
+                                "upstream idle timeout",
+                            ))));
+                        }
+                        s.idle_timer.as_mut().reset(deadline.into());
+                    }
+                    return Poll::Pending;
+                }
             }
         }
     }

@@ -18,12 +18,30 @@ pub enum ApiError {
     TokenExpired,
     #[error("the token has no calls left")]
     CallsExhausted,
+    #[error("the token has used its token budget")]
+    TokenBudgetExhausted,
+    #[error("this token may not use that model")]
+    ModelNotAllowed,
+    #[error("this token may not be used from this origin")]
+    OriginNotAllowed,
+    #[error("this token may not be used from this address")]
+    IpNotAllowed,
+    #[error("this token may not call that endpoint")]
+    EndpointNotAllowed,
+    #[error("too many requests for this token; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("too many requests in flight for this token")]
+    TooManyConcurrentRequests,
     #[error("the request body is larger than this relay accepts")]
     RequestTooLarge,
     #[error("the request path is not allowed")]
     InvalidPath,
     #[error("the request could not be read")]
     BadRequest,
+    #[error("the model could not be read from the request body")]
+    ModelUnreadable,
+    #[error("the request body has an invalid output-token field")]
+    BadOutputTokens,
     #[error("the upstream provider could not be reached")]
     UpstreamUnreachable,
     #[error("the upstream provider did not answer in time")]
@@ -41,9 +59,15 @@ impl ApiError {
         use ApiError::*;
         match self {
             MissingToken | InvalidToken | TokenRevoked | TokenExpired => StatusCode::UNAUTHORIZED,
-            CallsExhausted => StatusCode::TOO_MANY_REQUESTS,
+            CallsExhausted
+            | TokenBudgetExhausted
+            | RateLimited { .. }
+            | TooManyConcurrentRequests => StatusCode::TOO_MANY_REQUESTS,
+            ModelNotAllowed | OriginNotAllowed | IpNotAllowed | EndpointNotAllowed => {
+                StatusCode::FORBIDDEN
+            }
             RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            InvalidPath | BadRequest => StatusCode::BAD_REQUEST,
+            InvalidPath | BadRequest | ModelUnreadable | BadOutputTokens => StatusCode::BAD_REQUEST,
             UpstreamUnreachable => StatusCode::BAD_GATEWAY,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             StoreUnavailable | ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -60,9 +84,16 @@ impl ApiError {
             TokenRevoked => "token_revoked",
             TokenExpired => "token_expired",
             CallsExhausted => "calls_exhausted",
+            TokenBudgetExhausted => "token_budget_exhausted",
+            ModelNotAllowed => "model_not_allowed",
+            OriginNotAllowed => "origin_not_allowed",
+            IpNotAllowed => "ip_not_allowed",
+            EndpointNotAllowed => "endpoint_not_allowed",
+            RateLimited { .. } => "rate_limited",
+            TooManyConcurrentRequests => "too_many_concurrent_requests",
             RequestTooLarge => "request_too_large",
             InvalidPath => "invalid_path",
-            BadRequest => "invalid_request",
+            BadRequest | ModelUnreadable | BadOutputTokens => "invalid_request",
             UpstreamUnreachable => "upstream_unreachable",
             UpstreamTimeout => "upstream_timeout",
             StoreUnavailable => "store_unavailable",
@@ -76,8 +107,15 @@ impl ApiError {
         use ApiError::*;
         match self {
             MissingToken | InvalidToken | TokenRevoked | TokenExpired => "authentication_error",
-            CallsExhausted => "rate_limit_error",
-            RequestTooLarge | InvalidPath | BadRequest | NotFound => "invalid_request_error",
+            CallsExhausted
+            | TokenBudgetExhausted
+            | RateLimited { .. }
+            | TooManyConcurrentRequests => "rate_limit_error",
+            ModelNotAllowed | OriginNotAllowed | IpNotAllowed | EndpointNotAllowed => {
+                "permission_error"
+            }
+            RequestTooLarge | InvalidPath | BadRequest | ModelUnreadable | BadOutputTokens
+            | NotFound => "invalid_request_error",
             UpstreamUnreachable | UpstreamTimeout | StoreUnavailable | ShuttingDown => "api_error",
         }
     }
@@ -100,6 +138,11 @@ impl ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
         response
     }
 }

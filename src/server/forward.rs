@@ -76,6 +76,43 @@ pub fn extract_token(headers: &HeaderMap, query: Option<&str>) -> Option<String>
     })
 }
 
+/// The client's address. `X-Forwarded-For` is believed only when the connection comes from
+/// a trusted proxy: then the rightmost address that is not itself a trusted proxy is the
+/// client. An unparseable entry on that walk gives `None` (treated as unknown).
+pub fn client_ip(
+    peer: Option<std::net::SocketAddr>,
+    headers: &HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> Option<std::net::IpAddr> {
+    let peer = peer?.ip().to_canonical();
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.iter().rev() {
+        let ip: std::net::IpAddr = hop.parse().ok()?;
+        let ip = ip.to_canonical();
+        if !is_trusted(&ip) {
+            return Some(ip);
+        }
+    }
+    // Every hop is a trusted proxy: the first one is the closest thing to a client.
+    match hops.first() {
+        Some(first) => first
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| ip.to_canonical()),
+        None => Some(peer),
+    }
+}
+
 /// Refuses paths that could climb out of the upstream's base path: `.` or `..` segments,
 /// also percent-encoded, and encoded separators.
 pub fn path_is_safe(path: &str) -> bool {
@@ -242,6 +279,31 @@ mod tests {
         assert_eq!(
             extract_token(&headers(&[("authorization", "Bearer ")]), None),
             None
+        );
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted = vec!["127.0.0.0/8".parse().unwrap()];
+        let h = headers(&[("x-forwarded-for", "203.0.113.9, 127.0.0.2")]);
+        let from = |ip: &str| Some(std::net::SocketAddr::new(ip.parse().unwrap(), 1));
+        assert_eq!(
+            client_ip(from("127.0.0.1"), &h, &trusted),
+            Some("203.0.113.9".parse().unwrap())
+        );
+        assert_eq!(
+            client_ip(from("198.51.100.1"), &h, &trusted),
+            Some("198.51.100.1".parse().unwrap())
+        );
+        assert_eq!(
+            client_ip(from("127.0.0.1"), &h, &[]),
+            Some("127.0.0.1".parse().unwrap())
+        );
+        let bad = headers(&[("x-forwarded-for", "nonsense")]);
+        assert_eq!(client_ip(from("127.0.0.1"), &bad, &trusted), None);
+        assert_eq!(
+            client_ip(from("127.0.0.1"), &HeaderMap::new(), &trusted),
+            Some("127.0.0.1".parse().unwrap())
         );
     }
 

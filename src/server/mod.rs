@@ -5,6 +5,8 @@ mod cors;
 pub mod counter;
 pub mod errors;
 pub mod forward;
+pub mod limits;
+pub mod metrics;
 mod proxy;
 pub mod tokens;
 
@@ -18,8 +20,11 @@ use warp::reply::{Reply, Response};
 
 use crate::crypto::KeyRing;
 use crate::store::Store;
+use crate::usage::UsageSink;
 use counter::CallCounter;
 use errors::ApiError;
+use limits::Limiter;
+use metrics::Metrics;
 use tokens::TokenCache;
 
 /// Settings of a running relay.
@@ -35,6 +40,12 @@ pub struct ServeConfig {
     pub idle_timeout: Duration,
     /// How long in-flight requests may run after a stop signal.
     pub grace_period: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Serve `/metrics` on the main listener.
+    pub metrics_route: bool,
+    /// Capacity of the usage queue.
+    pub usage_queue: usize,
 }
 
 impl Default for ServeConfig {
@@ -45,6 +56,9 @@ impl Default for ServeConfig {
             upstream_timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(120),
             grace_period: Duration::from_secs(30),
+            trusted_proxies: Vec::new(),
+            metrics_route: false,
+            usage_queue: crate::usage::QUEUE_CAPACITY,
         }
     }
 }
@@ -54,10 +68,14 @@ pub struct AppState {
     pub store: Store,
     pub tokens: TokenCache,
     pub counter: Arc<CallCounter>,
+    pub limiter: Limiter,
+    pub usage: Arc<UsageSink>,
+    pub metrics: Arc<Metrics>,
     pub client: reqwest::Client,
 }
 
 impl AppState {
+    /// Builds the state; starts the usage writer, so it must run inside a Tokio runtime.
     pub fn new(config: ServeConfig, store: Store, ring: KeyRing) -> Result<Self, reqwest::Error> {
         install_crypto_provider();
         let client = reqwest::Client::builder()
@@ -69,6 +87,9 @@ impl AppState {
         Ok(Self {
             tokens: TokenCache::new(Arc::new(ring), store.clone()),
             counter: Arc::new(CallCounter::new(store.clone())),
+            limiter: Limiter::default(),
+            usage: UsageSink::start(store.clone(), config.usage_queue),
+            metrics: Arc::new(Metrics::default()),
             store,
             client,
             config,
@@ -105,6 +126,14 @@ pub fn routes(
                 }
             }
         });
+    let metrics_enabled = state.config.metrics_route;
+    let metrics_route = metrics_filter(state.clone()).and_then(move |reply: Response| async move {
+        if metrics_enabled {
+            Ok(reply)
+        } else {
+            Err(warp::reject::not_found())
+        }
+    });
     let preflight = warp::options()
         .and(warp::header::headers_cloned())
         .map(|headers: HeaderMap| cors::preflight(&headers));
@@ -116,12 +145,14 @@ pub fn routes(
         .and(warp::path::full())
         .and(query)
         .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
         .and(warp::body::stream())
         .then(
             move |method: Method,
                   path: warp::path::FullPath,
                   query: Option<String>,
                   headers: HeaderMap,
+                  peer: Option<std::net::SocketAddr>,
                   body| {
                 let state = state.clone();
                 let incoming = proxy::Incoming {
@@ -129,12 +160,15 @@ pub fn routes(
                     path: path.as_str().to_string(),
                     query,
                     headers,
+                    peer,
                 };
                 async move { proxy::handle(state, incoming, Box::pin(body)).await }
             },
         );
     healthz
         .or(readyz)
+        .unify()
+        .or(metrics_route)
         .unify()
         .or(preflight)
         .unify()
@@ -144,6 +178,31 @@ pub fn routes(
             Ok::<_, std::convert::Infallible>(ApiError::NotFound.into_response())
         })
         .unify()
+}
+
+/// `GET /metrics`: Prometheus text.
+pub fn metrics_filter(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("metrics").and(warp::get()).map(move || {
+        let text = state
+            .metrics
+            .render(state.usage.depth(), state.usage.dropped());
+        warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4").into_response()
+    })
+}
+
+/// Serves only `/metrics` on its own listener (`--metrics-listen`), until `shutdown`.
+pub async fn run_metrics(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(metrics_filter(state))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
 }
 
 /// Serves on `listener` until `shutdown` resolves, then lets in-flight requests finish for
@@ -178,4 +237,5 @@ pub async fn run(
     if let Err(e) = state.counter.flush().await {
         tracing::error!(error = %e, "could not write the last call counts");
     }
+    state.usage.flush_and_stop().await;
 }

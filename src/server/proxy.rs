@@ -1,5 +1,6 @@
 //! The relay's main path: token → checks → count → forward → stream back.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,19 +10,22 @@ use futures_util::{Stream, StreamExt};
 use warp::http::{HeaderMap, HeaderValue, Method, header};
 use warp::reply::{Reply, Response};
 
-use super::body::{CallLog, RelayBody};
+use super::body::{CallRecord, End, Inspect, RelayBody};
 use super::counter::Counted;
 use super::errors::ApiError;
-use super::forward;
-use super::{AppState, cors};
-use crate::providers::{self, AuthStyle};
-use crate::store::TokenStatus;
+use super::metrics::{ProviderLabel, ProviderStatus};
+use super::tokens::ResolvedToken;
+use super::{AppState, cors, forward};
+use crate::providers::{self, AuthStyle, Family, Provider};
+use crate::store::{TokenRecord, TokenStatus, UsageRecord};
+use crate::usage::extract::{self, RequestInfo, SseScanner};
 
 pub struct Incoming {
     pub method: Method,
     pub path: String,
     pub query: Option<String>,
     pub headers: HeaderMap,
+    pub peer: Option<SocketAddr>,
 }
 
 /// Answers one relayed request; every refusal becomes an OpenAI-shaped error here.
@@ -44,6 +48,11 @@ where
                 latency_ms = started.elapsed().as_secs_f64() * 1e3,
                 "refused"
             );
+            state.metrics.refused(error.code());
+            if error == ApiError::OriginNotAllowed {
+                // No Access-Control-Allow-Origin: the refused origin's page reads nothing.
+                return error.into_response();
+            }
             error.into_response()
         }
     };
@@ -53,8 +62,110 @@ where
 
 type Refusal = (ApiError, Option<String>);
 
-async fn relay<S, B>(
+/// The checks that need no body: cheap, and run before the body is read.
+fn check_request(
     state: &AppState,
+    incoming: &Incoming,
+    resolved: &ResolvedToken,
+    record: &TokenRecord,
+    provider: &Provider,
+) -> Result<(), ApiError> {
+    match record.status(Utc::now()) {
+        TokenStatus::Revoked => return Err(ApiError::TokenRevoked),
+        TokenStatus::Expired => return Err(ApiError::TokenExpired),
+        // Exhausted calls are decided by the atomic count, not by a snapshot.
+        TokenStatus::Exhausted | TokenStatus::Active => {}
+    }
+    let policy = &record.policy;
+    if !policy.endpoint_allowed(provider.family, &incoming.path) {
+        return Err(ApiError::EndpointNotAllowed);
+    }
+    let origin = incoming
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    if !policy.origin_allowed(origin) {
+        return Err(ApiError::OriginNotAllowed);
+    }
+    if !policy.ips.is_empty() {
+        let ip = forward::client_ip(
+            incoming.peer,
+            &incoming.headers,
+            &state.config.trusted_proxies,
+        );
+        if !policy.ip_allowed(ip) {
+            return Err(ApiError::IpNotAllowed);
+        }
+    }
+    if let Some(max) = record.max_total_tokens {
+        // Tokens recorded plus output reserved by calls in flight here.
+        if resolved.used_tokens(record) + state.limiter.reserved_tokens(&record.id) >= max {
+            return Err(ApiError::TokenBudgetExhausted);
+        }
+    }
+    Ok(())
+}
+
+/// What the body says, checked against the policy and rewritten where the policy caps it.
+/// Returns the body to send, the model, whether it streams, and whether the usage-only
+/// event must be hidden from the client.
+fn prepare_body(
+    incoming: &Incoming,
+    record: &TokenRecord,
+    provider: &Provider,
+    body: Bytes,
+) -> Result<(Bytes, Option<String>, bool, bool), ApiError> {
+    let policy = &record.policy;
+    let mut info = RequestInfo::parse(&body);
+    let path_model = providers::model_in_path(provider.family, &incoming.path).map(str::to_string);
+    let stream = info.stream || incoming.path.ends_with(":streamGenerateContent");
+    if !policy.models.is_empty() {
+        let mut seen = false;
+        for model in [path_model.as_deref(), info.model.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            seen = true;
+            if !policy.model_allowed(model) {
+                return Err(ApiError::ModelNotAllowed);
+            }
+        }
+        if !seen && !body.is_empty() {
+            return Err(ApiError::ModelUnreadable);
+        }
+    }
+    let mut changed = false;
+    let mut hide_usage = false;
+    if let Some(json) = info.json.as_mut() {
+        if let Some(cap) = policy.max_output_tokens {
+            changed |= extract::cap_output_tokens(
+                json,
+                provider.family,
+                provider.name,
+                &incoming.path,
+                cap,
+            )
+            .map_err(|_| ApiError::BadOutputTokens)?;
+        }
+        let chat_stream = info.stream
+            && provider.stream_usage_option
+            && matches!(provider.family, Family::OpenAi | Family::Azure)
+            && incoming.path.ends_with("/chat/completions");
+        if chat_stream {
+            hide_usage = extract::request_stream_usage(json);
+            changed |= hide_usage;
+        }
+    }
+    let model = path_model.or(info.model.take());
+    let body = match (changed, info.json) {
+        (true, Some(json)) => Bytes::from(serde_json::to_vec(&json).expect("JSON re-serializes")),
+        _ => body,
+    };
+    Ok((body, model, stream, hide_usage))
+}
+
+async fn relay<S, B>(
+    state: &Arc<AppState>,
     incoming: &Incoming,
     body: S,
     started: Instant,
@@ -76,21 +187,18 @@ where
     let record = resolved.record();
     let id = record.id.clone();
     let refuse = |e: ApiError| (e, Some(id.clone()));
-    match record.status(Utc::now()) {
-        TokenStatus::Revoked => return Err(refuse(ApiError::TokenRevoked)),
-        TokenStatus::Expired => return Err(refuse(ApiError::TokenExpired)),
-        // Exhaustion is decided by the atomic count below, not by a snapshot.
-        TokenStatus::Exhausted | TokenStatus::Active => {}
-    }
-
-    let body = read_body(body, &incoming.headers, state.config.max_body)
-        .await
-        .map_err(refuse)?;
-
     let Some(provider) = providers::lookup(&record.provider) else {
         tracing::error!(token_id = %id, provider = %record.provider, "unknown provider in store");
         return Err(refuse(ApiError::UpstreamUnreachable));
     };
+    check_request(state, incoming, &resolved, &record, provider).map_err(refuse)?;
+
+    let body = read_body(body, &incoming.headers, state.config.max_body)
+        .await
+        .map_err(refuse)?;
+    let (body, model, stream, hide_usage) =
+        prepare_body(incoming, &record, provider, body).map_err(refuse)?;
+
     let Some(base) = record.upstream.as_deref().or(provider.base_url) else {
         tracing::error!(token_id = %id, "token has no upstream");
         return Err(refuse(ApiError::UpstreamUnreachable));
@@ -118,63 +226,143 @@ where
                 refuse(ApiError::UpstreamUnreachable)
             })?;
 
+    // Per-process limits last among the refusals, so a refused call spends none of them.
+    let policy = &record.policy;
+    let reserve = match (record.max_total_tokens, policy.max_output_tokens) {
+        (Some(_), Some(cap)) => i64::from(cap),
+        _ => 0,
+    };
+    let permit = state
+        .limiter
+        .admit(&id, policy.rpm, policy.concurrency, reserve)
+        .map_err(refuse)?;
+
     // Everything that can refuse has run: from here on the call counts.
     let counted = state.counter.consume(&record).await.map_err(refuse)?;
 
+    let started_at = Utc::now();
+    let bytes_in = body.len() as u64;
     let request = state
         .client
         .request(incoming.method.clone(), url)
         .headers(headers)
         .body(body);
-    let response = match tokio::time::timeout(state.config.upstream_timeout, request.send()).await {
-        Err(_) => return Err(refuse(ApiError::UpstreamTimeout)),
-        Ok(Err(e)) => return Err(refuse(upstream_failure(state, &id, counted, e).await)),
+    let sent = tokio::time::timeout(state.config.upstream_timeout, request.send()).await;
+    let record_failure = |status: u16| {
+        state.usage.record(UsageRecord {
+            token_id: id.clone(),
+            at: started_at,
+            method: incoming.method.to_string(),
+            path: incoming.path.clone(),
+            model: model.clone(),
+            status,
+            latency_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
+            ttfb_ms: 0,
+            bytes_in,
+            bytes_out: 0,
+            prompt_tokens: None,
+            completion_tokens: None,
+            total_tokens: None,
+            stream,
+            aborted: false,
+        })
+    };
+    let response = match sent {
+        Err(_) => {
+            record_failure(ApiError::UpstreamTimeout.status().as_u16());
+            return Err(refuse(ApiError::UpstreamTimeout));
+        }
+        Ok(Err(e)) => {
+            let (error, reached_provider) = upstream_failure(state, &id, counted, e).await;
+            if reached_provider {
+                record_failure(error.status().as_u16());
+            }
+            return Err(refuse(error));
+        }
         Ok(Ok(response)) => response,
     };
 
     let status = response.status();
-    let mut headers = forward::response_headers(response.headers());
-    let log = CallLog {
-        token_id: id,
+    let ttfb = started.elapsed();
+    let provider_label = ProviderLabel {
         provider: provider.name.to_string(),
+    };
+    state
+        .metrics
+        .ttfb
+        .get_or_create(&provider_label)
+        .observe(ttfb.as_secs_f64());
+    state
+        .metrics
+        .requests
+        .get_or_create(&ProviderStatus {
+            provider: provider.name.to_string(),
+            status: status.as_u16(),
+        })
+        .inc();
+    let mut headers = forward::response_headers(response.headers());
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.as_bytes().to_ascii_lowercase())
+        .unwrap_or_default();
+    let is_sse = content_type.starts_with(b"text/event-stream");
+    let inspect = if is_sse {
+        // SSE through proxies: ask intermediaries not to buffer.
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        Inspect::Sse(SseScanner::new(hide_usage))
+    } else if content_type.windows(4).any(|w| w == b"json") {
+        Inspect::Json(BytesMut::new())
+    } else {
+        Inspect::None
+    };
+    if hide_usage && is_sse {
+        // The body may shrink by the hidden event.
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    let call = CallRecord {
+        token_id: id,
+        provider: provider.name,
         method: incoming.method.to_string(),
         path: incoming.path.clone(),
+        model,
         status: status.as_u16(),
         started,
-        ttfb: started.elapsed(),
+        started_at,
+        ttfb,
+        bytes_in,
         bytes_out: 0,
-        end: "",
+        stream: stream || is_sse,
+        tally: Default::default(),
+        end: End::Complete,
+        usage: state.usage.clone(),
+        metrics: state.metrics.clone(),
+        _permit: permit,
+        resolved: resolved.clone(),
     };
-    let body = RelayBody::new(response, state.config.idle_timeout, log);
+    let body = RelayBody::new(response, inspect, state.config.idle_timeout, call);
     let mut reply = warp::reply::stream(body).into_response();
     *reply.status_mut() = status;
-    // SSE through proxies: ask intermediaries not to buffer.
-    if headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
-    {
-        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    }
     *reply.headers_mut() = headers;
     Ok(reply)
 }
 
-/// Maps a failed send; a call that never reached the provider is given back.
+/// Maps a failed send, and says whether the call may have reached the provider. One that
+/// cannot have (the connection failed) is given back.
 async fn upstream_failure(
     state: &AppState,
     id: &str,
     counted: Counted,
     error: reqwest::Error,
-) -> ApiError {
+) -> (ApiError, bool) {
     if error.is_connect() {
         state.counter.give_back(id, counted).await;
         tracing::warn!(token_id = id, "upstream connection failed; call given back");
-        ApiError::UpstreamUnreachable
+        (ApiError::UpstreamUnreachable, false)
     } else if error.is_timeout() {
-        ApiError::UpstreamTimeout
+        (ApiError::UpstreamTimeout, true)
     } else {
         tracing::warn!(token_id = id, "upstream request failed");
-        ApiError::UpstreamUnreachable
+        (ApiError::UpstreamUnreachable, true)
     }
 }
 

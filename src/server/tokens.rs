@@ -8,6 +8,7 @@
 //! into refusals within the same bound (fail closed). Refusals are never cached.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,11 @@ const MAX_ENTRIES: usize = 100_000;
 pub struct ResolvedToken {
     pub claims: TokenClaims,
     snapshot: Mutex<Snapshot>,
+    /// `used_tokens` when this entry was loaded, and the tokens this process has recorded
+    /// for the token since: together a lower bound on its usage that does not wait for the
+    /// usage writer or the next refresh.
+    base_used_tokens: i64,
+    recorded_here: AtomicI64,
 }
 
 #[derive(Clone)]
@@ -37,6 +43,18 @@ struct Snapshot {
 impl ResolvedToken {
     pub fn record(&self) -> Arc<TokenRecord> {
         self.snapshot.lock().expect("snapshot lock").record.clone()
+    }
+
+    /// Counts tokens this process recorded for the token.
+    pub fn add_recorded_tokens(&self, tokens: i64) {
+        self.recorded_here.fetch_add(tokens, Ordering::AcqRel);
+    }
+
+    /// The best lower bound on the tokens the token has used.
+    pub fn used_tokens(&self, snapshot: &TokenRecord) -> i64 {
+        snapshot
+            .used_tokens
+            .max(self.base_used_tokens + self.recorded_here.load(Ordering::Acquire))
     }
 }
 
@@ -91,6 +109,8 @@ impl TokenCache {
         }
         let entry = Arc::new(ResolvedToken {
             claims,
+            base_used_tokens: record.used_tokens,
+            recorded_here: AtomicI64::new(0),
             snapshot: Mutex::new(Snapshot {
                 record: Arc::new(record),
                 fetched: Instant::now(),

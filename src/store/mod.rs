@@ -3,6 +3,7 @@
 
 mod entities;
 mod tokens;
+mod usage;
 
 use std::time::Duration;
 
@@ -11,7 +12,8 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 use sea_orm::{Statement, TransactionTrait};
 
-pub use tokens::{Consume, NewToken, TokenRecord, TokenStatus};
+pub use tokens::{Consume, NewToken, TokenRecord, TokenStatus, TokenUpdate};
+pub use usage::{UsageFilter, UsageGroup, UsageRecord, UsageRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

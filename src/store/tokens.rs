@@ -27,6 +27,10 @@ pub struct TokenRecord {
     pub revoked_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
+    /// Budget of total (prompt + completion) tokens; `None`: unlimited.
+    pub max_total_tokens: Option<i64>,
+    /// Total tokens recorded so far.
+    pub used_tokens: i64,
     pub policy: Policy,
 }
 
@@ -57,11 +61,20 @@ impl TokenRecord {
             TokenStatus::Revoked
         } else if self.expires_at.is_some_and(|at| at <= now) {
             TokenStatus::Expired
-        } else if self.max_calls.is_some_and(|max| self.used_calls >= max) {
+        } else if self.max_calls.is_some_and(|max| self.used_calls >= max)
+            || self.token_budget_spent()
+        {
             TokenStatus::Exhausted
         } else {
             TokenStatus::Active
         }
+    }
+}
+
+impl TokenRecord {
+    pub fn token_budget_spent(&self) -> bool {
+        self.max_total_tokens
+            .is_some_and(|max| self.used_tokens >= max)
     }
 }
 
@@ -78,7 +91,18 @@ pub struct NewToken {
     pub key_hint: String,
     pub max_calls: Option<i64>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub max_total_tokens: Option<i64>,
     pub policy: Policy,
+}
+
+/// A change to a token (`token update`); `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TokenUpdate {
+    pub name: Option<Option<String>>,
+    pub max_calls: Option<Option<i64>>,
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    pub max_total_tokens: Option<Option<i64>>,
+    pub policy: Option<Policy>,
 }
 
 /// The outcome of trying to count one call.
@@ -116,6 +140,7 @@ impl TryFrom<token::Model> for TokenRecord {
             endpoints: parse_list("allowed_endpoints", &m.allowed_endpoints)?,
             rpm: m.rpm.map(|v| u32::try_from(v).unwrap_or(0)),
             concurrency: m.concurrency.map(|v| u32::try_from(v).unwrap_or(0)),
+            max_output_tokens: m.max_output_tokens.map(|v| u32::try_from(v).unwrap_or(0)),
         };
         Ok(TokenRecord {
             id: m.id,
@@ -131,6 +156,8 @@ impl TryFrom<token::Model> for TokenRecord {
             revoked_at: m.revoked_at,
             created_at: m.created_at,
             last_used_at: m.last_used_at,
+            max_total_tokens: m.max_total_tokens,
+            used_tokens: m.used_tokens,
             policy,
         })
     }
@@ -141,10 +168,10 @@ fn set_policy(active: &mut token::ActiveModel, policy: &Policy) {
     active.allowed_origins = Set(json_list(&policy.origins));
     active.allowed_ips = Set(json_list(&policy.ips));
     active.allowed_endpoints = Set(json_list(&policy.endpoints));
-    active.rpm = Set(policy.rpm.map(|v| i32::try_from(v).unwrap_or(i32::MAX)));
-    active.concurrency = Set(policy
-        .concurrency
-        .map(|v| i32::try_from(v).unwrap_or(i32::MAX)));
+    let clamp = |v: Option<u32>| v.map(|v| i32::try_from(v).unwrap_or(i32::MAX));
+    active.rpm = Set(clamp(policy.rpm));
+    active.concurrency = Set(clamp(policy.concurrency));
+    active.max_output_tokens = Set(clamp(policy.max_output_tokens));
 }
 
 impl Store {
@@ -164,6 +191,8 @@ impl Store {
             revoked_at: Set(None),
             created_at: Set(Utc::now()),
             last_used_at: Set(None),
+            max_total_tokens: Set(new.max_total_tokens),
+            used_tokens: Set(0),
             ..Default::default()
         };
         set_policy(&mut active, &new.policy);
@@ -236,6 +265,34 @@ impl Store {
             .exec(&self.db)
             .await?;
         self.get_token(id).await
+    }
+
+    pub async fn update_token(
+        &self,
+        id: &str,
+        update: &TokenUpdate,
+    ) -> Result<TokenRecord, StoreError> {
+        let current = Tokens::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        let mut active: token::ActiveModel = current.into();
+        if let Some(name) = &update.name {
+            active.name = Set(name.clone());
+        }
+        if let Some(max_calls) = update.max_calls {
+            active.max_calls = Set(max_calls);
+        }
+        if let Some(expires_at) = update.expires_at {
+            active.expires_at = Set(expires_at);
+        }
+        if let Some(max_total_tokens) = update.max_total_tokens {
+            active.max_total_tokens = Set(max_total_tokens);
+        }
+        if let Some(policy) = &update.policy {
+            set_policy(&mut active, policy);
+        }
+        active.update(&self.db).await?.try_into()
     }
 
     /// Counts one call if the token is not revoked and has calls left, in one atomic

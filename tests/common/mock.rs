@@ -1,6 +1,7 @@
 //! A real local upstream that records what it receives and answers like a provider.
 //!
-//! Paths: `/slow/...` waits 3 s before answering; `/status/500` answers 500; a body with
+//! The model in the body picks the behaviour, as with a real provider the path does not:
+//! `"model":"slow"` waits 3 s before answering, `"model":"fail"` answers 500. A body with
 //! `"stream": true` (or a path ending in `:streamGenerateContent`) gets an SSE stream whose
 //! first event is sent at once and the rest only after [`MockUpstream::release`].
 
@@ -51,6 +52,14 @@ pub struct MockUpstream {
 pub const CHAT_JSON: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#;
 pub const FIRST_EVENT: &str = "data: {\"n\":1}\n\n";
 pub const REST_EVENTS: &str = "data: {\"n\":2}\n\ndata: [DONE]\n\n";
+/// Sent before `[DONE]` only when the request asked for `stream_options.include_usage`.
+pub const USAGE_EVENT: &str = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2,\"total_tokens\":6}}\n\n";
+pub const ANTHROPIC_JSON: &str = r#"{"type":"message","content":[{"type":"text","text":"hi"}],"usage":{"input_tokens":10,"output_tokens":20}}"#;
+pub const GEMINI_JSON: &str = r#"{"candidates":[{"content":{"parts":[{"text":"hi"}]}}],"usageMetadata":{"promptTokenCount":7,"candidatesTokenCount":8,"totalTokenCount":15}}"#;
+pub const ANTHROPIC_FIRST: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":11,\"output_tokens\":1}}}\n\n";
+pub const ANTHROPIC_REST: &str = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"hi\"}}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":9}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+pub const GEMINI_FIRST: &str = "data: {\"candidates\":[],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":1,\"totalTokenCount\":4}}\n\n";
+pub const GEMINI_REST: &str = "data: {\"candidates\":[],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":6,\"totalTokenCount\":9}}\n\n";
 
 struct DropFlag(Arc<Shared>);
 impl Drop for DropFlag {
@@ -125,10 +134,10 @@ async fn answer(
     body: Bytes,
 ) -> warp::reply::Response {
     use warp::Reply;
-    let streaming = String::from_utf8_lossy(&body)
-        .replace(' ', "")
-        .contains("\"stream\":true")
-        || path.ends_with(":streamGenerateContent");
+    let text = String::from_utf8_lossy(&body).replace(' ', "");
+    let streaming = text.contains("\"stream\":true") || path.ends_with(":streamGenerateContent");
+    let slow = text.contains("\"model\":\"slow\"");
+    let fail = text.contains("\"model\":\"fail\"");
     shared.requests.lock().unwrap().push(Recorded {
         method: method.to_string(),
         path: path.clone(),
@@ -136,27 +145,48 @@ async fn answer(
         headers,
         body,
     });
-    if path.starts_with("/slow/") {
+    if slow {
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
-    if path == "/status/500" {
+    if fail {
         return warp::reply::with_status(
             r#"{"error":{"message":"boom"}}"#,
             StatusCode::INTERNAL_SERVER_ERROR,
         )
         .into_response();
     }
+    let anthropic = path.ends_with("/v1/messages");
+    let gemini = path.contains(":generateContent") || path.contains(":streamGenerateContent");
     if streaming {
+        let (first, rest) = if anthropic {
+            (ANTHROPIC_FIRST.to_string(), ANTHROPIC_REST.to_string())
+        } else if gemini {
+            (GEMINI_FIRST.to_string(), GEMINI_REST.to_string())
+        } else if text.contains("\"include_usage\":true") {
+            (
+                FIRST_EVENT.to_string(),
+                REST_EVENTS.replace("data: [DONE]", &format!("{USAGE_EVENT}data: [DONE]")),
+            )
+        } else {
+            (FIRST_EVENT.to_string(), REST_EVENTS.to_string())
+        };
         let flag = DropFlag(shared.clone());
-        let events = async_stream(shared, flag);
+        let events = async_stream(shared, flag, first, rest);
         let mut response = warp::reply::stream(events).into_response();
         response
             .headers_mut()
             .insert("content-type", "text/event-stream".parse().unwrap());
         return response;
     }
+    let json = if anthropic {
+        ANTHROPIC_JSON
+    } else if gemini {
+        GEMINI_JSON
+    } else {
+        CHAT_JSON
+    };
     let mut response =
-        warp::reply::with_header(CHAT_JSON, "content-type", "application/json").into_response();
+        warp::reply::with_header(json, "content-type", "application/json").into_response();
     response
         .headers_mut()
         .insert("x-upstream", "mock".parse().unwrap());
@@ -167,6 +197,8 @@ async fn answer(
 fn async_stream(
     shared: Arc<Shared>,
     flag: DropFlag,
+    first: String,
+    rest: String,
 ) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + Sync + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     tokio::spawn(async move {
@@ -175,18 +207,14 @@ fn async_stream(
         let released = shared.release.notified();
         tokio::pin!(released);
         released.as_mut().enable();
-        if tx
-            .send(Bytes::from_static(FIRST_EVENT.as_bytes()))
-            .await
-            .is_err()
-        {
+        if tx.send(Bytes::from(first)).await.is_err() {
             return;
         }
         tokio::select! {
             _ = released => {}
             _ = tx.closed() => return,
         }
-        let _ = tx.send(Bytes::from_static(REST_EVENTS.as_bytes())).await;
+        let _ = tx.send(Bytes::from(rest)).await;
     });
     futures_util::stream::unfold(
         rx,

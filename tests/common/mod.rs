@@ -339,6 +339,7 @@ impl TestEnvHandle {
 pub struct ServeProcess {
     pub url: String,
     child: Option<std::process::Child>,
+    lines: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServeProcess {
@@ -364,6 +365,8 @@ impl ServeProcess {
             .expect("spawn relayapi serve");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = lines.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in std::io::BufReader::new(stderr)
@@ -376,6 +379,7 @@ impl ServeProcess {
                 } else {
                     eprintln!("[serve] {line}");
                 }
+                seen.lock().unwrap().push(line);
             }
         });
         let url = rx
@@ -384,6 +388,28 @@ impl ServeProcess {
         ServeProcess {
             url,
             child: Some(child),
+            lines,
+        }
+    }
+
+    /// Waits (up to 10 s) for a stderr line starting with `prefix`; returns the rest of it.
+    pub fn line_after(&self, prefix: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(rest) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|l| l.strip_prefix(prefix))
+            {
+                return rest.to_string();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no line starting with {prefix:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
 
@@ -414,5 +440,33 @@ impl Drop for ServeProcess {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// The usage report row of one token, waiting (up to 5 s) until it shows `calls` calls.
+pub async fn usage_of(env: &TestEnv, token_id: &str, calls: i64) -> relayapi::store::UsageRow {
+    let store = Store::connect(&env.database_url, Migrations::Apply)
+        .await
+        .expect("store");
+    let filter = relayapi::store::UsageFilter {
+        token_id: Some(token_id.to_string()),
+        ..Default::default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let rows = store
+            .usage_report(&filter, relayapi::store::UsageGroup::Token)
+            .await
+            .expect("report");
+        if let Some(row) = rows.into_iter().next().filter(|r| r.calls >= calls) {
+            assert_eq!(row.calls, calls, "more usage records than calls");
+            store.close().await;
+            return row;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "usage for {token_id} never reached {calls} calls"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

@@ -30,6 +30,9 @@ pub struct Model {
     pub allowed_endpoints: Option<String>,
     pub rpm: Option<i32>,
     pub concurrency: Option<i32>,
+    pub max_output_tokens: Option<i32>,
+    pub max_total_tokens: Option<i64>,
+    pub used_tokens: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,193 @@
+use std::collections::HashMap;
+
+use anyhow::anyhow;
+use chrono::{DateTime, Utc};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use super::Context;
+use super::output::{print_json, table, time};
+use crate::service::parse_duration;
+use crate::store::{UsageFilter, UsageGroup, UsageRow};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum By {
+    Token,
+    Model,
+    Day,
+}
+
+#[derive(Debug, Args)]
+pub struct UsageCmd {
+    /// Group by token, model or day (UTC)
+    #[arg(long, value_enum, default_value = "token")]
+    by: By,
+    /// Only this token (id or unique prefix)
+    #[arg(long, value_name = "ID")]
+    token: Option<String>,
+    /// From this time on: a duration back from now (24h, 7d) or an RFC 3339 time
+    #[arg(long, value_name = "WHEN")]
+    since: Option<String>,
+    /// Before this time: a duration back from now or an RFC 3339 time
+    #[arg(long, value_name = "WHEN")]
+    until: Option<String>,
+    /// Print a JSON array
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// Print CSV
+    #[arg(long)]
+    csv: bool,
+}
+
+/// A report row, with the token's name when grouping by token.
+#[derive(Serialize)]
+struct Row<'a> {
+    #[serde(flatten)]
+    row: &'a UsageRow,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+}
+
+fn parse_when(flag: &str, value: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(value) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    let back = parse_duration(value).map_err(|_| {
+        anyhow!("--{flag}: {value:?} is neither a duration like 24h nor an RFC 3339 time")
+    })?;
+    Ok(now - back)
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+impl UsageCmd {
+    pub async fn run(&self, ctx: &Context) -> anyhow::Result<()> {
+        let now = Utc::now();
+        let since = self
+            .since
+            .as_deref()
+            .map(|v| parse_when("since", v, now))
+            .transpose()?;
+        let until = self
+            .until
+            .as_deref()
+            .map(|v| parse_when("until", v, now))
+            .transpose()?;
+        let store = ctx.store().await?;
+        let token_id = match &self.token {
+            Some(prefix) => Some(store.resolve_id(prefix).await?.id),
+            None => None,
+        };
+        let group = match self.by {
+            By::Token => UsageGroup::Token,
+            By::Model => UsageGroup::Model,
+            By::Day => UsageGroup::Day,
+        };
+        let filter = UsageFilter {
+            token_id,
+            since,
+            until,
+        };
+        let rows = store.usage_report(&filter, group).await?;
+        let names: HashMap<String, Option<String>> = if matches!(self.by, By::Token) {
+            store
+                .list_tokens()
+                .await?
+                .into_iter()
+                .map(|t| (t.id, t.name))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        store.close().await;
+        let name_of =
+            |row: &UsageRow| -> Option<&str> { names.get(&row.key).and_then(|n| n.as_deref()) };
+        let key_header = match self.by {
+            By::Token => "token",
+            By::Model => "model",
+            By::Day => "day",
+        };
+
+        if self.json {
+            let out: Vec<Row> = rows
+                .iter()
+                .map(|row| Row {
+                    row,
+                    name: name_of(row),
+                })
+                .collect();
+            return print_json(&out);
+        }
+        if self.csv {
+            println!(
+                "{key_header},name,calls,errors,aborted,prompt_tokens,completion_tokens,total_tokens,bytes_out,first_at,last_at"
+            );
+            for row in &rows {
+                println!(
+                    "{},{},{},{},{},{},{},{},{},{},{}",
+                    csv_field(&row.key),
+                    csv_field(name_of(row).unwrap_or("")),
+                    row.calls,
+                    row.errors,
+                    row.aborted,
+                    row.prompt_tokens,
+                    row.completion_tokens,
+                    row.total_tokens,
+                    row.bytes_out,
+                    row.first_at.to_rfc3339(),
+                    row.last_at.to_rfc3339(),
+                );
+            }
+            return Ok(());
+        }
+        if rows.is_empty() {
+            println!(
+                "no usage recorded{}",
+                if self.since.is_some() || self.until.is_some() || self.token.is_some() {
+                    " for this selection"
+                } else {
+                    ""
+                }
+            );
+            return Ok(());
+        }
+        let mut header = vec![key_header];
+        if matches!(self.by, By::Token) {
+            header.push("name");
+        }
+        header.extend([
+            "calls",
+            "errors",
+            "aborted",
+            "prompt",
+            "completion",
+            "total",
+            "last",
+        ]);
+        let mut t = table(&header);
+        for row in &rows {
+            let mut cells = vec![row.key.clone()];
+            if matches!(self.by, By::Token) {
+                cells.push(name_of(row).unwrap_or("").to_string());
+            }
+            cells.extend([
+                row.calls.to_string(),
+                row.errors.to_string(),
+                row.aborted.to_string(),
+                row.prompt_tokens.to_string(),
+                row.completion_tokens.to_string(),
+                row.total_tokens.to_string(),
+                time(Some(row.last_at), ""),
+            ]);
+            t.add_row(cells);
+        }
+        println!("{t}");
+        Ok(())
+    }
+}

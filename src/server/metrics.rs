@@ -1,0 +1,139 @@
+//! Prometheus metrics. Labels are bounded sets (provider names from the registry, HTTP
+//! statuses, refusal codes): never a token id, never a secret.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderStatus {
+    pub provider: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabel {
+    pub provider: String,
+}
+
+type HistogramFamily = Family<ProviderLabel, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to ~65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<ProviderStatus, Counter>,
+    pub refusals: Family<CodeLabel, Counter>,
+    pub upstream_latency: HistogramFamily,
+    pub ttfb: HistogramFamily,
+    pub streams_in_flight: Gauge,
+    usage_queue_depth: Gauge,
+    usage_dropped: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("relayapi");
+        let requests = Family::<ProviderStatus, Counter>::default();
+        let refusals = Family::<CodeLabel, Counter>::default();
+        let upstream_latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        let ttfb: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        let streams_in_flight = Gauge::default();
+        let usage_queue_depth = Gauge::default();
+        let usage_dropped = Gauge::default();
+        registry.register(
+            "requests",
+            "Calls forwarded to a provider, by provider and upstream status",
+            requests.clone(),
+        );
+        registry.register(
+            "refusals",
+            "Requests refused by the relay, by error code",
+            refusals.clone(),
+        );
+        registry.register(
+            "upstream_latency_seconds",
+            "Time from receiving a call to the end of the provider's response",
+            upstream_latency.clone(),
+        );
+        registry.register(
+            "upstream_ttfb_seconds",
+            "Time from receiving a call to the provider's response headers",
+            ttfb.clone(),
+        );
+        registry.register(
+            "streams_in_flight",
+            "Responses being streamed to clients",
+            streams_in_flight.clone(),
+        );
+        registry.register(
+            "usage_queue_depth",
+            "Usage records waiting to be written",
+            usage_queue_depth.clone(),
+        );
+        registry.register(
+            "usage_records_dropped",
+            "Usage records dropped because the queue was full",
+            usage_dropped.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            refusals,
+            upstream_latency,
+            ttfb,
+            streams_in_flight,
+            usage_queue_depth,
+            usage_dropped,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn refused(&self, code: &str) {
+        self.refusals
+            .get_or_create(&CodeLabel {
+                code: code.to_string(),
+            })
+            .inc();
+    }
+
+    /// The text exposition, with the usage queue's current state.
+    pub fn render(&self, queue_depth: usize, dropped: u64) -> String {
+        self.usage_queue_depth.set(queue_depth as i64);
+        self.usage_dropped.set(dropped as i64);
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// Decrements the in-flight streams gauge when a stream ends.
+pub struct StreamGauge(Arc<Metrics>);
+
+impl StreamGauge {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        metrics.streams_in_flight.inc();
+        StreamGauge(metrics)
+    }
+}
+
+impl Drop for StreamGauge {
+    fn drop(&mut self) {
+        self.0.streams_in_flight.dec();
+    }
+}

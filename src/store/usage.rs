@@ -1,0 +1,195 @@
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
+use sea_orm::{
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
+};
+use serde::Serialize;
+
+use super::entities::prelude::{Tokens, UsageRecords};
+use super::entities::{token, usage_record};
+use super::{Store, StoreError};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// One forwarded call, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UsageRecord {
+    pub token_id: String,
+    pub at: DateTime<Utc>,
+    pub method: String,
+    pub path: String,
+    pub model: Option<String>,
+    pub status: u16,
+    pub latency_ms: u32,
+    pub ttfb_ms: u32,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub total_tokens: Option<i64>,
+    pub stream: bool,
+    pub aborted: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageGroup {
+    Token,
+    Model,
+    Day,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UsageFilter {
+    pub token_id: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// One line of the usage report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UsageRow {
+    /// The token id, the model (`(none)` when unknown) or the day (`YYYY-MM-DD`, UTC).
+    pub key: String,
+    pub calls: i64,
+    pub errors: i64,
+    pub aborted: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    pub bytes_out: i64,
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+}
+
+fn clamp_i32(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+impl Store {
+    /// Writes a batch of records and adds their tokens to each token's total, in one
+    /// transaction.
+    pub async fn insert_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut per_token: HashMap<&str, i64> = HashMap::new();
+        for r in records {
+            if let Some(total) = r.total_tokens.filter(|t| *t > 0) {
+                *per_token.entry(r.token_id.as_str()).or_default() += total;
+            }
+        }
+        let models = records.iter().map(|r| usage_record::ActiveModel {
+            id: NotSet,
+            token_id: Set(r.token_id.clone()),
+            created_at_ms: Set(r.at.timestamp_millis()),
+            method: Set(r.method.chars().take(16).collect()),
+            path: Set(r.path.clone()),
+            model: Set(r.model.as_ref().map(|m| m.chars().take(255).collect())),
+            status: Set(i16::try_from(r.status).unwrap_or(i16::MAX)),
+            latency_ms: Set(clamp_i32(r.latency_ms)),
+            ttfb_ms: Set(clamp_i32(r.ttfb_ms)),
+            bytes_in: Set(clamp_i64(r.bytes_in)),
+            bytes_out: Set(clamp_i64(r.bytes_out)),
+            prompt_tokens: Set(r.prompt_tokens),
+            completion_tokens: Set(r.completion_tokens),
+            total_tokens: Set(r.total_tokens),
+            stream: Set(r.stream),
+            aborted: Set(r.aborted),
+        });
+        let txn = self.db.begin().await?;
+        UsageRecords::insert_many(models).exec(&txn).await?;
+        for (id, total) in per_token {
+            Tokens::update_many()
+                .col_expr(
+                    token::Column::UsedTokens,
+                    Expr::col(token::Column::UsedTokens).add(total),
+                )
+                .filter(token::Column::Id.eq(id))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Usage grouped by token, model or day, most recent first.
+    pub async fn usage_report(
+        &self,
+        filter: &UsageFilter,
+        group: UsageGroup,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        use usage_record::Column as C;
+        let key = match group {
+            UsageGroup::Token => Expr::col(C::TokenId),
+            UsageGroup::Model => Expr::col(C::Model),
+            UsageGroup::Day => Expr::col(C::CreatedAtMs).div(DAY_MS),
+        };
+        let sum = |col: &str| Expr::cust(format!("CAST(SUM(COALESCE({col}, 0)) AS BIGINT)"));
+        let mut q = Query::select();
+        q.from(UsageRecords)
+            .expr_as(key.clone(), Alias::new("k"))
+            .expr_as(Expr::cust("COUNT(*)"), Alias::new("calls"))
+            .expr_as(
+                Expr::cust("CAST(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS BIGINT)"),
+                Alias::new("errors"),
+            )
+            .expr_as(
+                Expr::cust("CAST(SUM(CASE WHEN aborted THEN 1 ELSE 0 END) AS BIGINT)"),
+                Alias::new("aborted_calls"),
+            )
+            .expr_as(sum("prompt_tokens"), Alias::new("prompt"))
+            .expr_as(sum("completion_tokens"), Alias::new("completion"))
+            .expr_as(sum("total_tokens"), Alias::new("total"))
+            .expr_as(sum("bytes_out"), Alias::new("bytes"))
+            .expr_as(Expr::cust("MIN(created_at_ms)"), Alias::new("first_ms"))
+            .expr_as(Expr::cust("MAX(created_at_ms)"), Alias::new("last_ms"))
+            .group_by_columns([Alias::new("k")])
+            .order_by(Alias::new("last_ms"), Order::Desc);
+        if let Some(id) = &filter.token_id {
+            q.and_where(Expr::col(C::TokenId).eq(id.clone()));
+        }
+        if let Some(since) = filter.since {
+            q.and_where(Expr::col(C::CreatedAtMs).gte(since.timestamp_millis()));
+        }
+        if let Some(until) = filter.until {
+            q.and_where(Expr::col(C::CreatedAtMs).lt(until.timestamp_millis()));
+        }
+        let rows = self.db.query_all(&q).await?;
+        rows.iter()
+            .map(|row| {
+                let get = |name: &str| row.try_get::<i64>("", name);
+                let key = match group {
+                    UsageGroup::Token => row.try_get::<String>("", "k")?,
+                    UsageGroup::Model => row
+                        .try_get::<Option<String>>("", "k")?
+                        .unwrap_or_else(|| "(none)".to_string()),
+                    UsageGroup::Day => from_ms(get("k")? * DAY_MS).format("%Y-%m-%d").to_string(),
+                };
+                Ok(UsageRow {
+                    key,
+                    calls: get("calls")?,
+                    errors: get("errors")?,
+                    aborted: get("aborted_calls")?,
+                    prompt_tokens: get("prompt")?,
+                    completion_tokens: get("completion")?,
+                    total_tokens: get("total")?,
+                    bytes_out: get("bytes")?,
+                    first_at: from_ms(get("first_ms")?),
+                    last_at: from_ms(get("last_ms")?),
+                })
+            })
+            .collect::<Result<_, sea_orm::DbErr>>()
+            .map_err(StoreError::from)
+    }
+}

@@ -1,0 +1,564 @@
+//! Per-token policies, enforced by the real relay against a recording mock upstream.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::mock::MockUpstream;
+use common::{TestEnv, TestRelay, cli_async, http, issue_async};
+use relayapi::server::ServeConfig;
+use serde_json::Value;
+
+const KEY: &str = "sk-real-UPSTREAMKEY-0123456789abcdef";
+
+async fn refusal(r: reqwest::Response) -> (u16, String, reqwest::header::HeaderMap) {
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r.text().await.unwrap();
+    assert!(!body.contains(KEY), "a refusal leaked the key");
+    let code = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    (status, code, headers)
+}
+
+fn chat(model: &str) -> String {
+    format!(r#"{{"model":"{model}","messages":[]}}"#)
+}
+
+async fn used_calls(env: &TestEnv, id: &str) -> i64 {
+    let out = cli_async(env, &["token", "show", id, "--json"]).await;
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()["used_calls"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_are_checked_in_the_body_and_in_gemini_paths() {
+    let env = TestEnv::sqlite();
+    let mock = MockUpstream::start().await;
+    let (id, token) = issue_async(
+        &env,
+        KEY,
+        &[
+            "--upstream",
+            &mock.url,
+            "--model",
+            "gpt-4o*",
+            "--model",
+            "o3",
+        ],
+    )
+    .await;
+    let (_, gemini) = issue_async(
+        &env,
+        KEY,
+        &[
+            "--provider",
+            "gemini",
+            "--upstream",
+            &mock.url,
+            "--model",
+            "gemini-2.0*",
+        ],
+    )
+    .await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let c = http();
+    let post = |token: &str, path: &str, body: String| {
+        c.post(format!("{}{path}", relay.url))
+            .bearer_auth(token)
+            .body(body)
+            .send()
+    };
+    let chat_path = "/v1/chat/completions";
+    assert_eq!(
+        post(&token, chat_path, chat("gpt-4o-mini"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        post(&token, chat_path, chat("o3")).await.unwrap().status(),
+        200
+    );
+    let (s, code, _) = refusal(post(&token, chat_path, chat("o3-pro")).await.unwrap()).await;
+    assert_eq!((s, code.as_str()), (403, "model_not_allowed"));
+    let (s, code, _) = refusal(post(&token, chat_path, "not json".into()).await.unwrap()).await;
+    assert_eq!((s, code.as_str()), (400, "invalid_request"));
+    let (s, code, _) = refusal(
+        post(&token, chat_path, r#"{"messages":[]}"#.into())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((s, code.as_str()), (400, "invalid_request"));
+    // Listing models carries no body and no model: allowed.
+    assert_eq!(
+        c.get(format!("{}/v1/models", relay.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let ok = post(
+        &gemini,
+        "/v1beta/models/gemini-2.0-flash:generateContent",
+        "{}".into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.status(), 200);
+    let (s, code, _) = refusal(
+        post(
+            &gemini,
+            "/v1beta/models/gemini-1.5-pro:generateContent",
+            "{}".into(),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!((s, code.as_str()), (403, "model_not_allowed"));
+
+    assert_eq!(mock.count(), 4, "a refused request reached the upstream");
+    relay.stop().await;
+    assert_eq!(used_calls(&env, &id).await, 3, "refusals were counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origins_must_match_exactly_and_refusals_carry_no_cors() {
+    let env = TestEnv::sqlite();
+    let mock = MockUpstream::start().await;
+    let (_, token) = issue_async(
+        &env,
+        KEY,
+        &[
+            "--upstream",
+            &mock.url,
+            "--origin",
+            "https://app.example.com",
+        ],
+    )
+    .await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let c = http();
+    let call = |origin: Option<&str>| {
+        let mut r = c
+            .post(format!("{}/v1/chat/completions", relay.url))
+            .bearer_auth(&token)
+            .body(chat("m"));
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.send()
+    };
+    let ok = call(Some("https://app.example.com")).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    for origin in [
+        Some("https://evil.example.com"),
+        Some("https://app.example.com.evil.io"),
+        None,
+    ] {
+        let (s, code, headers) = refusal(call(origin).await.unwrap()).await;
+        assert_eq!(
+            (s, code.as_str()),
+            (403, "origin_not_allowed"),
+            "{origin:?}"
+        );
+        assert!(headers.get("access-control-allow-origin").is_none());
+    }
+    assert_eq!(mock.count(), 1);
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_networks_and_trusted_proxies() {
+    let env = TestEnv::sqlite();
+    let mock = MockUpstream::start().await;
+    let (_, local) =
+        issue_async(&env, KEY, &["--upstream", &mock.url, "--ip", "127.0.0.0/8"]).await;
+    let (_, remote) = issue_async(
+        &env,
+        KEY,
+        &[
+            "--upstream",
+            &mock.url,
+            "--ip",
+            "203.0.113.0/24",
+            "--ip",
+            "2001:db8::/32",
+        ],
+    )
+    .await;
+    let call = |url: String, token: String, xff: Option<&'static str>| async move {
+        let mut r = http()
+            .post(format!("{url}/v1/chat/completions"))
+            .bearer_auth(token)
+            .body(chat("m"));
+        if let Some(x) = xff {
+            r = r.header("x-forwarded-for", x);
+        }
+        r.send().await.unwrap()
+    };
+
+    // No trusted proxy: X-Forwarded-For is ignored, the peer (127.0.0.1) counts.
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    assert_eq!(
+        call(relay.url.clone(), local.clone(), None).await.status(),
+        200
+    );
+    let (s, code, _) =
+        refusal(call(relay.url.clone(), remote.clone(), Some("203.0.113.7")).await).await;
+    assert_eq!((s, code.as_str()), (403, "ip_not_allowed"));
+    relay.stop().await;
+
+    // Loopback is a trusted proxy: the forwarded address counts.
+    let config = ServeConfig {
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        ..ServeConfig::default()
+    };
+    let relay = TestRelay::start(&env, config).await;
+    assert_eq!(
+        call(relay.url.clone(), remote.clone(), Some("203.0.113.7"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        call(
+            relay.url.clone(),
+            remote.clone(),
+            Some("2001:db8::7, 127.0.0.5")
+        )
+        .await
+        .status(),
+        200
+    );
+    let (s, code, _) =
+        refusal(call(relay.url.clone(), remote.clone(), Some("198.51.100.1")).await).await;
+    assert_eq!((s, code.as_str()), (403, "ip_not_allowed"));
+    let (s, _, _) =
+        refusal(call(relay.url.clone(), local.clone(), Some("198.51.100.1")).await).await;
+    assert_eq!(
+        s, 403,
+        "behind a trusted proxy the proxy's own address is not the client's"
+    );
+    relay.stop().await;
+    assert_eq!(mock.count(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_default_to_inference_and_can_be_listed() {
+    let env = TestEnv::sqlite();
+    let mock = MockUpstream::start().await;
+    let (_, default) = issue_async(&env, KEY, &["--upstream", &mock.url]).await;
+    let (_, files) = issue_async(
+        &env,
+        KEY,
+        &["--upstream", &mock.url, "--endpoint", "/v1/files*"],
+    )
+    .await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let c = http();
+    let get = |token: &str, path: &str| {
+        c.get(format!("{}{path}", relay.url))
+            .bearer_auth(token)
+            .send()
+    };
+    for path in [
+        "/v1/files",
+        "/v1/fine_tuning/jobs",
+        "/v1/batches",
+        "/v1/assistants",
+        "/v1/organization/users",
+    ] {
+        let (s, code, _) = refusal(get(&default, path).await.unwrap()).await;
+        assert_eq!((s, code.as_str()), (403, "endpoint_not_allowed"), "{path}");
+    }
+    assert_eq!(get(&default, "/v1/models").await.unwrap().status(), 200);
+    assert_eq!(get(&files, "/v1/files").await.unwrap().status(), 200);
+    assert_eq!(
+        get(&files, "/v1/files/file-1/content")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let (s, code, _) = refusal(get(&files, "/v1/models").await.unwrap()).await;
+    assert_eq!((s, code.as_str()), (403, "endpoint_not_allowed"));
+    assert_eq!(mock.count(), 3);
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_per_minute_with_retry_after() {
+    let env = TestEnv::sqlite();
+    let mock = MockUpstream::start().await;
+    let (id, token) = issue_async(&env, KEY, &["--upstream", &mock.url, "--rpm", "3"]).await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let c = http();
+    for _ in 0..3 {
+        let r = c
+            .post(format!("{}/v1/chat/completions", relay.url))
+            .bearer_auth(&token)
+            .body(chat("m"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let r = c
+        .post(format!("{}/v1/chat/completions", relay.url))
+        .bearer_auth(&token)
+        .body(chat("m"))
+        .send()
+        .await
+        .unwrap();
+    let (s, code, headers) = refusal(r).await;
+    assert_eq!((s, code.as_str()), (429, "rate_limited"));
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=20).contains(&retry), "retry-after {retry}");
+    relay.stop().await;
+    assert_eq!(used_calls(&env, &id).await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_counts_streams_until_they_end() {
+    let env = TestEnv::sqlite();
+    let mock = MockUpstream::start().await;
+    let (_, token) = issue_async(&env, KEY, &["--upstream", &mock.url, "--concurrency", "1"]).await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let c = http();
+    let mut stream = c
+        .post(format!("{}/v1/chat/completions", relay.url))
+        .bearer_auth(&token)
+        .body(r#"{"model":"m","stream":true}"#)
+        .send()
+        .await
+        .unwrap();
+    stream.chunk().await.unwrap().unwrap();
+    let second = c
+        .post(format!("{}/v1/chat/completions", relay.url))
+        .bearer_auth(&token)
+        .body(chat("m"))
+        .send()
+        .await
+        .unwrap();
+    let (s, code, _) = refusal(second).await;
+    assert_eq!((s, code.as_str()), (429, "too_many_concurrent_requests"));
+    mock.release();
+    while stream.chunk().await.unwrap().is_some() {}
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let r = c
+            .post(format!("{}/v1/chat/completions", relay.url))
+            .bearer_auth(&token)
+            .body(chat("m"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot was not freed when the stream ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_tokens_are_capped_in_each_provider_style() {
+    let env = TestEnv::sqlite();
+    let mock = MockUpstream::start().await;
+    let up = mock.url.as_str();
+    let (_, openai) =
+        issue_async(&env, KEY, &["--upstream", up, "--max-output-tokens", "100"]).await;
+    let (_, compat) = issue_async(
+        &env,
+        KEY,
+        &[
+            "--provider",
+            "deepseek",
+            "--upstream",
+            up,
+            "--max-output-tokens",
+            "100",
+        ],
+    )
+    .await;
+    let (_, anthropic) = issue_async(
+        &env,
+        KEY,
+        &[
+            "--provider",
+            "anthropic",
+            "--upstream",
+            up,
+            "--max-output-tokens",
+            "100",
+        ],
+    )
+    .await;
+    let (_, gemini) = issue_async(
+        &env,
+        KEY,
+        &[
+            "--provider",
+            "gemini",
+            "--upstream",
+            up,
+            "--max-output-tokens",
+            "100",
+        ],
+    )
+    .await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let c = http();
+    let post = |token: &str, path: &str, body: &str| {
+        c.post(format!("{}{path}", relay.url))
+            .bearer_auth(token)
+            .body(body.to_string())
+            .send()
+    };
+    let cases = [
+        (
+            &openai,
+            "/v1/chat/completions",
+            r#"{"model":"m","max_completion_tokens":5000}"#,
+        ),
+        (&openai, "/v1/chat/completions", r#"{"model":"m"}"#),
+        (
+            &openai,
+            "/v1/chat/completions",
+            r#"{"model":"m","max_tokens":50}"#,
+        ),
+        (&openai, "/v1/responses", r#"{"model":"m","input":"hi"}"#),
+        (&compat, "/chat/completions", r#"{"model":"m"}"#),
+        (
+            &anthropic,
+            "/v1/messages",
+            r#"{"model":"m","max_tokens":4096}"#,
+        ),
+        (
+            &gemini,
+            "/v1beta/models/g:generateContent",
+            r#"{"generationConfig":{"maxOutputTokens":9000,"temperature":0.5}}"#,
+        ),
+    ];
+    for (token, path, body) in cases {
+        assert_eq!(
+            post(token, path, body).await.unwrap().status(),
+            200,
+            "{path} {body}"
+        );
+    }
+    let (s, code, _) = refusal(
+        post(
+            &openai,
+            "/v1/chat/completions",
+            r#"{"model":"m","max_tokens":"lots"}"#,
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!((s, code.as_str()), (400, "invalid_request"));
+
+    let sent: Vec<Value> = mock
+        .requests()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(sent[0]["max_completion_tokens"], 100);
+    assert_eq!(sent[1]["max_completion_tokens"], 100);
+    assert_eq!(sent[2]["max_tokens"], 50, "a lower value is kept");
+    assert!(sent[2].get("max_completion_tokens").is_none());
+    assert_eq!(sent[3]["max_output_tokens"], 100);
+    assert_eq!(sent[4]["max_tokens"], 100);
+    assert_eq!(sent[5]["max_tokens"], 100);
+    assert_eq!(sent[6]["generationConfig"]["maxOutputTokens"], 100);
+    assert_eq!(sent[6]["generationConfig"]["temperature"], 0.5);
+    assert_eq!(mock.count(), 7);
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_update_takes_effect_while_serving() {
+    let env = TestEnv::sqlite();
+    let mock = MockUpstream::start().await;
+    let (id, token) = issue_async(&env, KEY, &["--upstream", &mock.url, "--model", "a"]).await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let c = http();
+    let status = |model: &'static str| {
+        let req = c
+            .post(format!("{}/v1/chat/completions", relay.url))
+            .bearer_auth(&token)
+            .body(chat(model));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("a").await, 200);
+    assert_eq!(status("b").await, 403);
+    let out = cli_async(
+        &env,
+        &[
+            "token",
+            "update",
+            &id[..8],
+            "--model",
+            "b",
+            "--max-calls",
+            "100",
+            "--json",
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["policy"]["models"], serde_json::json!(["b"]));
+    assert_eq!(v["max_calls"], 100);
+    let changed = Instant::now();
+    while status("b").await != 200 {
+        assert!(
+            changed.elapsed() < Duration::from_secs(1),
+            "the update was not seen within 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(status("a").await, 403);
+    let out = cli_async(
+        &env,
+        &[
+            "token",
+            "update",
+            &id,
+            "--clear-models",
+            "--clear-max-calls",
+            "--json",
+        ],
+    )
+    .await;
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["policy"]["models"], serde_json::json!([]));
+    assert!(v["max_calls"].is_null());
+    let bad = cli_async(&env, &["token", "update", &id, "--ip", "nope"]).await;
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid IP range"));
+    relay.stop().await;
+}
