@@ -518,7 +518,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__serve)
-            opts="-h --listen --max-body --connect-timeout --upstream-timeout --idle-timeout --grace-period --trusted-proxy --metrics --metrics-listen --data-dir --database-url --config --help"
+            opts="-h --listen --max-body --connect-timeout --upstream-timeout --idle-timeout --grace-period --trusted-proxy --metrics --metrics-listen --admin-token-env --admin-listen --data-dir --database-url --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -553,6 +553,14 @@ _relayapi() {
                     return 0
                     ;;
                 --metrics-listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --admin-token-env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --admin-listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -170,6 +170,8 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand --grace-period 'How long in-flight requests may finish after SIGINT/SIGTERM [default: 30s]'
             cand --trusted-proxy 'Proxy whose X-Forwarded-For is believed for --ip policies (repeatable CIDR)'
             cand --metrics-listen 'Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)'
+            cand --admin-token-env 'Enable the admin API, with the secret read from this environment variable'
+            cand --admin-listen 'Serve the admin API on its own address (e.g. 127.0.0.1:8081) instead of the main one'
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'

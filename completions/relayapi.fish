@@ -135,6 +135,8 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l idle-timeout
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l grace-period -d 'How long in-flight requests may finish after SIGINT/SIGTERM [default: 30s]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l trusted-proxy -d 'Proxy whose X-Forwarded-For is believed for --ip policies (repeatable CIDR)' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l metrics-listen -d 'Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l admin-token-env -d 'Enable the admin API, with the secret read from this environment variable' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l admin-listen -d 'Serve the admin API on its own address (e.g. 127.0.0.1:8081) instead of the main one' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F

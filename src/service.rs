@@ -8,7 +8,10 @@ use crate::crypto::KeyRing;
 use crate::policy::{self, Policy, PolicyError};
 use crate::providers::{self, AuthStyle, UpstreamError};
 use crate::secret::SecretString;
-use crate::store::{NewToken, Store, StoreError, TokenRecord, TokenUpdate};
+use crate::store::{
+    NewToken, Store, StoreError, TokenRecord, TokenStatus, TokenUpdate, UsageFilter, UsageGroup,
+    UsageRow,
+};
 use crate::token::{self, TokenClaims, TokenError, TokenId};
 
 #[derive(Debug, thiserror::Error)]
@@ -355,4 +358,73 @@ pub async fn update(
         policy: Some(policy),
     };
     Ok(store.update_token(&current.id, &update).await?)
+}
+
+/// Tokens, newest first: active and exhausted ones, or all with `include_ended`.
+pub async fn list(store: &Store, include_ended: bool) -> Result<Vec<TokenRecord>, ServiceError> {
+    let now = Utc::now();
+    Ok(store
+        .list_tokens()
+        .await?
+        .into_iter()
+        .filter(|r| {
+            include_ended || !matches!(r.status(now), TokenStatus::Revoked | TokenStatus::Expired)
+        })
+        .collect())
+}
+
+pub async fn show(store: &Store, id_prefix: &str) -> Result<TokenRecord, ServiceError> {
+    Ok(store.resolve_id(id_prefix).await?)
+}
+
+/// A usage report request as people and clients give it.
+#[derive(Debug, Clone)]
+pub struct UsageQuery {
+    pub by: UsageGroup,
+    pub token: Option<String>,
+    /// A duration back from now (`24h`, `7d`) or an RFC 3339 time.
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+pub async fn usage(store: &Store, query: &UsageQuery) -> Result<Vec<UsageRow>, ServiceError> {
+    let now = Utc::now();
+    let since = query
+        .since
+        .as_deref()
+        .map(|v| parse_when("since", v, now))
+        .transpose()?;
+    let until = query
+        .until
+        .as_deref()
+        .map(|v| parse_when("until", v, now))
+        .transpose()?;
+    let token_id = match &query.token {
+        Some(prefix) => Some(store.resolve_id(prefix).await?.id),
+        None => None,
+    };
+    let filter = UsageFilter {
+        token_id,
+        since,
+        until,
+    };
+    Ok(store.usage_report(&filter, query.by).await?)
+}
+
+/// A time given as a duration back from `now` or as RFC 3339.
+pub fn parse_when(
+    field: &'static str,
+    value: &str,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, ServiceError> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(value) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    let back = parse_duration(value).map_err(|_| {
+        ServiceError::invalid(
+            field,
+            format!("{value:?} is neither a duration like 24h nor an RFC 3339 time"),
+        )
+    })?;
+    Ok(now - back)
 }

@@ -437,7 +437,7 @@ async fn the_report_in_table_json_and_csv() {
     );
     let bad = cli_async(&env, &["usage", "--since", "yesterday-ish"]).await;
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--since"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("since: "));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@ use clap::Args;
 
 use super::Context;
 use crate::config::parse_size;
+use crate::secret::SecretString;
 use crate::server::{self, AppState, ServeConfig};
 use crate::service::parse_duration;
 
@@ -44,12 +45,45 @@ pub struct ServeCmd {
     /// Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)
     #[arg(long, env = "RELAYAPI_METRICS_LISTEN", value_name = "ADDR")]
     metrics_listen: Option<String>,
+    /// Enable the admin API, with the secret read from this environment variable
+    #[arg(long, env = "RELAYAPI_ADMIN_TOKEN_ENV", value_name = "VAR")]
+    admin_token_env: Option<String>,
+    /// Serve the admin API on its own address (e.g. 127.0.0.1:8081) instead of the main one
+    #[arg(
+        long,
+        env = "RELAYAPI_ADMIN_LISTEN",
+        value_name = "ADDR",
+        requires = "admin_token_env"
+    )]
+    admin_listen: Option<String>,
+}
+
+/// Shortest admin secret accepted: guessing it must be hopeless.
+const MIN_ADMIN_SECRET: usize = 24;
+
+fn admin_secret(var: &str) -> anyhow::Result<SecretString> {
+    let value = std::env::var(var)
+        .map_err(|_| anyhow!("--admin-token-env: environment variable {var} is not set"))?;
+    let secret = SecretString::new(value.trim());
+    if secret.expose().len() < MIN_ADMIN_SECRET {
+        anyhow::bail!(
+            "--admin-token-env: the admin secret in {var} is shorter than {MIN_ADMIN_SECRET} characters"
+        );
+    }
+    Ok(secret)
 }
 
 fn parse_addr(flag: &str, value: &str) -> anyhow::Result<SocketAddr> {
     value
         .parse()
         .map_err(|_| anyhow!("--{flag}: {value:?} is not an address like 127.0.0.1:8080"))
+}
+
+struct Listeners {
+    main: SocketAddr,
+    metrics: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
+    config: ServeConfig,
 }
 
 fn duration(
@@ -68,10 +102,7 @@ fn duration(
 }
 
 impl ServeCmd {
-    fn config(
-        &self,
-        ctx: &Context,
-    ) -> anyhow::Result<(SocketAddr, Option<SocketAddr>, ServeConfig)> {
+    fn config(&self, ctx: &Context) -> anyhow::Result<Listeners> {
         let file = &ctx.file;
         let defaults = ServeConfig::default();
         let listen = self
@@ -128,12 +159,35 @@ impl ServeCmd {
             trusted_proxies,
             metrics_route: metrics_listen.is_none() && (self.metrics || file.metrics == Some(true)),
             usage_queue: defaults.usage_queue,
+            admin_secret: self
+                .admin_token_env
+                .as_deref()
+                .map(admin_secret)
+                .transpose()?
+                .map(Arc::new),
+            admin_route: self.admin_listen.is_none(),
         };
-        Ok((listen, metrics_listen, config))
+        let admin_listen = self
+            .admin_listen
+            .as_deref()
+            .map(|a| parse_addr("admin-listen", a))
+            .transpose()?;
+        Ok(Listeners {
+            main: listen,
+            metrics: metrics_listen,
+            admin: admin_listen,
+            config,
+        })
     }
 
     pub async fn run(&self, ctx: &Context) -> anyhow::Result<()> {
-        let (listen, metrics_listen, config) = self.config(ctx)?;
+        let Listeners {
+            main: listen,
+            metrics: metrics_listen,
+            admin: admin_listen,
+            config,
+        } = self.config(ctx)?;
+        let admin_secret = config.admin_secret.clone();
         let ring = ctx.keyring_or_create()?;
         let store = ctx.store().await?;
         let listener = tokio::net::TcpListener::bind(listen)
@@ -168,13 +222,34 @@ impl ServeCmd {
             }
             None => None,
         };
+        let admin_task = match (admin_listen, admin_secret) {
+            (Some(addr), Some(secret)) => {
+                let admin_listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for the admin API"))?;
+                eprintln!(
+                    "relayapi admin API on http://{}/admin/v1",
+                    admin_listener.local_addr()?
+                );
+                let mut stop = stop_tx.subscribe();
+                Some(tokio::spawn(server::run_admin(
+                    state.clone(),
+                    secret,
+                    admin_listener,
+                    async move {
+                        let _ = stop.recv().await;
+                    },
+                )))
+            }
+            _ => None,
+        };
         let stop = stop_tx.clone();
         server::run(state, listener, async move {
             shutdown_signal().await;
             let _ = stop.send(());
         })
         .await;
-        if let Some(task) = metrics_task {
+        for task in [metrics_task, admin_task].into_iter().flatten() {
             let _ = task.await;
         }
         store.close().await;

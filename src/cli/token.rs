@@ -10,7 +10,6 @@ use super::{Context, stdin_is_terminal};
 use crate::providers;
 use crate::secret::SecretString;
 use crate::service::{self, ExpiryInput, IssueRequest, IssuedToken, PolicyInput, UpdateRequest};
-use crate::store::TokenStatus;
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCmd {
@@ -352,14 +351,7 @@ impl ListArgs {
     async fn run(self, ctx: &Context) -> anyhow::Result<()> {
         let store = ctx.store().await?;
         let now = Utc::now();
-        let records: Vec<_> = store
-            .list_tokens()
-            .await?
-            .into_iter()
-            .filter(|r| {
-                self.all || !matches!(r.status(now), TokenStatus::Revoked | TokenStatus::Expired)
-            })
-            .collect();
+        let records = service::list(&store, self.all).await?;
         store.close().await;
         if self.json {
             let views: Vec<_> = records.iter().map(|r| TokenView::new(r, now)).collect();
@@ -405,7 +397,7 @@ impl ListArgs {
 impl ShowArgs {
     async fn run(self, ctx: &Context) -> anyhow::Result<()> {
         let store = ctx.store().await?;
-        let r = store.resolve_id(&self.id).await?;
+        let r = service::show(&store, &self.id).await?;
         store.close().await;
         let now = Utc::now();
         if self.json {

@@ -1,14 +1,12 @@
 use std::collections::HashMap;
 
-use anyhow::anyhow;
-use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use super::Context;
 use super::output::{print_json, table, time};
-use crate::service::parse_duration;
-use crate::store::{UsageFilter, UsageGroup, UsageRow};
+use crate::service::{self, UsageQuery};
+use crate::store::{UsageGroup, UsageRow};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum By {
@@ -48,16 +46,6 @@ struct Row<'a> {
     name: Option<&'a str>,
 }
 
-fn parse_when(flag: &str, value: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(value) {
-        return Ok(at.with_timezone(&Utc));
-    }
-    let back = parse_duration(value).map_err(|_| {
-        anyhow!("--{flag}: {value:?} is neither a duration like 24h nor an RFC 3339 time")
-    })?;
-    Ok(now - back)
-}
-
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -68,33 +56,18 @@ fn csv_field(s: &str) -> String {
 
 impl UsageCmd {
     pub async fn run(&self, ctx: &Context) -> anyhow::Result<()> {
-        let now = Utc::now();
-        let since = self
-            .since
-            .as_deref()
-            .map(|v| parse_when("since", v, now))
-            .transpose()?;
-        let until = self
-            .until
-            .as_deref()
-            .map(|v| parse_when("until", v, now))
-            .transpose()?;
         let store = ctx.store().await?;
-        let token_id = match &self.token {
-            Some(prefix) => Some(store.resolve_id(prefix).await?.id),
-            None => None,
+        let query = UsageQuery {
+            by: match self.by {
+                By::Token => UsageGroup::Token,
+                By::Model => UsageGroup::Model,
+                By::Day => UsageGroup::Day,
+            },
+            token: self.token.clone(),
+            since: self.since.clone(),
+            until: self.until.clone(),
         };
-        let group = match self.by {
-            By::Token => UsageGroup::Token,
-            By::Model => UsageGroup::Model,
-            By::Day => UsageGroup::Day,
-        };
-        let filter = UsageFilter {
-            token_id,
-            since,
-            until,
-        };
-        let rows = store.usage_report(&filter, group).await?;
+        let rows = service::usage(&store, &query).await?;
         let names: HashMap<String, Option<String>> = if matches!(self.by, By::Token) {
             store
                 .list_tokens()

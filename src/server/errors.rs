@@ -121,29 +121,120 @@ impl ApiError {
     }
 
     pub fn body(self) -> String {
-        serde_json::json!({
-            "error": {
-                "message": self.to_string(),
-                "type": self.kind(),
-                "code": self.code(),
-            }
-        })
-        .to_string()
+        error_body(self.kind(), self.code(), &self.to_string(), None)
     }
 
     pub fn into_response(self) -> Response {
-        let mut response = Response::new(self.body().into());
-        *response.status_mut() = self.status();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        let mut response = json_response(self.status(), self.body());
         if let ApiError::RateLimited { retry_after_secs } = self {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
+    }
+}
+
+/// `{"error": {"message", "type", "code", "param"?}}`: OpenAI's error shape.
+fn error_body(kind: &str, code: &str, message: &str, param: Option<&str>) -> String {
+    let mut error = serde_json::json!({ "message": message, "type": kind, "code": code });
+    if let Some(param) = param {
+        error["param"] = param.into();
+    }
+    serde_json::json!({ "error": error }).to_string()
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Errors of the admin API. A message may name a field and say what is wrong with it; it
+/// never holds a secret (validation quotes only non-secret inputs).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    #[error("missing or wrong admin token")]
+    Unauthorized,
+    #[error("{message}")]
+    Invalid { param: String, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    NoRoute(String),
+    #[error("{0}")]
+    Ambiguous(String),
+    #[error("the token store is unavailable; try again shortly")]
+    StoreUnavailable,
+}
+
+impl AdminError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AdminError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            AdminError::NotFound(_) | AdminError::NoRoute(_) => StatusCode::NOT_FOUND,
+            AdminError::Ambiguous(_) => StatusCode::CONFLICT,
+            AdminError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            AdminError::Unauthorized => "invalid_admin_token",
+            AdminError::Invalid { .. } => "invalid_request",
+            AdminError::NotFound(_) => "token_not_found",
+            AdminError::NoRoute(_) => "not_found",
+            AdminError::Ambiguous(_) => "ambiguous_id",
+            AdminError::StoreUnavailable => "store_unavailable",
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        let kind = match self {
+            AdminError::Unauthorized => "authentication_error",
+            AdminError::StoreUnavailable => "api_error",
+            _ => "invalid_request_error",
+        };
+        let param = match &self {
+            AdminError::Invalid { param, .. } => Some(param.as_str()),
+            _ => None,
+        };
+        json_response(
+            self.status(),
+            error_body(kind, self.code(), &self.to_string(), param),
+        )
+    }
+}
+
+impl From<crate::service::ServiceError> for AdminError {
+    fn from(e: crate::service::ServiceError) -> Self {
+        use crate::service::ServiceError;
+        use crate::store::StoreError;
+        match e {
+            ServiceError::Invalid { field, message } => AdminError::Invalid {
+                param: field.to_string(),
+                message: format!("{field}: {message}"),
+            },
+            ServiceError::Store(StoreError::NotFound(id)) => {
+                AdminError::NotFound(format!("no token with id {id}"))
+            }
+            ServiceError::Store(e @ StoreError::AmbiguousId { .. }) => {
+                AdminError::Ambiguous(e.to_string())
+            }
+            ServiceError::Store(StoreError::BadId(id)) => AdminError::Invalid {
+                param: "id".into(),
+                message: format!("an id must be hex characters: {id}"),
+            },
+            ServiceError::Store(e) => {
+                tracing::warn!(error = %e, "admin API store error");
+                AdminError::StoreUnavailable
+            }
+        }
     }
 }
 

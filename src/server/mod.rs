@@ -1,5 +1,6 @@
 //! The relay server (warp): routes, state, start and graceful stop.
 
+pub mod admin;
 mod body;
 mod cors;
 pub mod counter;
@@ -19,6 +20,7 @@ use warp::http::{HeaderMap, Method};
 use warp::reply::{Reply, Response};
 
 use crate::crypto::KeyRing;
+use crate::secret::SecretString;
 use crate::store::Store;
 use crate::usage::UsageSink;
 use counter::CallCounter;
@@ -46,6 +48,10 @@ pub struct ServeConfig {
     pub metrics_route: bool,
     /// Capacity of the usage queue.
     pub usage_queue: usize,
+    /// The admin API's secret; without one there is no admin API.
+    pub admin_secret: Option<Arc<SecretString>>,
+    /// Serve the admin API on the main listener (rather than its own).
+    pub admin_route: bool,
 }
 
 impl Default for ServeConfig {
@@ -59,6 +65,8 @@ impl Default for ServeConfig {
             trusted_proxies: Vec::new(),
             metrics_route: false,
             usage_queue: crate::usage::QUEUE_CAPACITY,
+            admin_secret: None,
+            admin_route: false,
         }
     }
 }
@@ -134,6 +142,27 @@ pub fn routes(
             Err(warp::reject::not_found())
         }
     });
+    // Without a secret (or when it has its own listener) the admin filter refuses every
+    // request, so `/admin/...` reaches the relay like any path and is refused there.
+    let admin_secret = state
+        .config
+        .admin_secret
+        .clone()
+        .filter(|_| state.config.admin_route);
+    let admin_enabled = admin_secret.is_some();
+    let admin = warp::any()
+        .and_then(move || async move {
+            if admin_enabled {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one()
+        .and(admin::routes(
+            state.clone(),
+            admin_secret.unwrap_or_else(|| Arc::new(SecretString::default())),
+        ));
     let preflight = warp::options()
         .and(warp::header::headers_cloned())
         .map(|headers: HeaderMap| cors::preflight(&headers));
@@ -170,6 +199,8 @@ pub fn routes(
         .unify()
         .or(metrics_route)
         .unify()
+        .or(admin)
+        .unify()
         .or(preflight)
         .unify()
         .or(relay)
@@ -199,6 +230,23 @@ pub async fn run_metrics(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     warp::serve(metrics_filter(state))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}
+
+/// Serves only the admin API on its own listener (`--admin-listen`), until `shutdown`.
+pub async fn run_admin(
+    state: Arc<AppState>,
+    secret: Arc<SecretString>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let routes = admin::routes(state, secret).recover(|_| async {
+        Ok::<_, std::convert::Infallible>(ApiError::NotFound.into_response())
+    });
+    warp::serve(routes)
         .incoming(listener)
         .graceful(shutdown)
         .run()

@@ -368,7 +368,11 @@ async fn upstream_failure(
 
 /// Reads the whole request body, refusing past `limit` bytes (early, when the client
 /// announced its length).
-async fn read_body<S, B>(mut body: S, headers: &HeaderMap, limit: u64) -> Result<Bytes, ApiError>
+pub(super) async fn read_body<S, B>(
+    mut body: S,
+    headers: &HeaderMap,
+    limit: u64,
+) -> Result<Bytes, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
     B: Buf,

@@ -187,6 +187,20 @@ impl TokenCache {
     }
 }
 
+impl TokenCache {
+    pub fn ring(&self) -> Arc<KeyRing> {
+        self.ring.clone()
+    }
+
+    /// Forgets one token, so that a change this process made is seen at once.
+    pub fn invalidate_id(&self, id: &str) {
+        self.entries
+            .write()
+            .expect("cache lock")
+            .retain(|_, e| e.claims.id.to_string() != id);
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::warn!(error = %e, "store error");

@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""Drives the relayapi benchmark (run by bench/run.sh after the build). Stdlib only.
+
+Targets, each given the same scenarios (c1, c64 with server CPU, stream, paced):
+  relay          relayapi serve, a token without a call limit (counted in batches)
+  relay-limited  the same relay, a token with a call limit (one atomic UPDATE per call)
+  nginx, litellm ../shared/bench's reverse proxy and LiteLLM (when PEERS allows)
+  mock           the upstream itself (the floor)
+Relay-only scenarios: 1,000 concurrent slow streams (peak RSS), c64 with 100,000 tokens in
+the store, and c64 with 1,000,000 usage records already written.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REL = os.path.join(ROOT, "target", "release")
+SHARED = os.path.join(os.path.dirname(ROOT), "shared", "bench")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+QUICK = os.environ.get("QUICK") == "1"
+SERVER_CPUS = os.environ.get("SERVER_CPUS", "1")
+LOADGEN_CPUS = os.environ.get("LOADGEN_CPUS", "0")
+PEERS = os.environ.get("PEERS", "auto")
+N_SEQ = int(os.environ.get("N_SEQ", "300" if QUICK else "2000"))
+DUR = int(os.environ.get("DUR", "3" if QUICK else "10"))
+SLOW_STREAMS = int(os.environ.get("SLOW_STREAMS", "1000"))
+SEED_TOKENS = int(os.environ.get("SEED_TOKENS", "10000" if QUICK else "100000"))
+SEED_USAGE = int(os.environ.get("SEED_USAGE", "100000" if QUICK else "1000000"))
+RELAY_PORT, MOCK_PORT = 18090, 19081
+UPSTREAM_KEY = "sk-real-bench-upstream-key"
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
+procs = []
+
+
+def pin(cpus):
+    return ["taskset", "-c", cpus] if cpus else []
+
+
+def start(name, cmd, env=None, log_dir=None):
+    log = open(os.path.join(log_dir, f"{name}.log"), "w")
+    p = subprocess.Popen(pin(SERVER_CPUS) + cmd, stdout=log, stderr=subprocess.STDOUT,
+                         env={**os.environ, **(env or {})}, start_new_session=True)
+    procs.append(p)
+    return p
+
+
+def stop_all():
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    for p in procs:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+
+
+def wait_http(url, seconds=30):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer within {seconds}s")
+
+
+def cpu_ticks(pid):
+    """utime + stime of a process and its descendants."""
+    children, ticks = {}, {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            s = open(f"/proc/{d}/stat").read()
+            rest = s[s.rindex(")") + 2:].split()
+            children.setdefault(int(rest[1]), []).append(int(d))
+            ticks[int(d)] = int(rest[11]) + int(rest[12])
+        except (OSError, ValueError, IndexError):
+            continue
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += ticks.get(p, 0)
+        todo.extend(children.get(p, []))
+    return total
+
+
+def rss_kib(pid, field="VmRSS"):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def oha(url, key, body, conc, n=None, secs=None, timeout_s="30s"):
+    """Runs oha; returns its JSON summary (bounded by count or duration, and by timeout)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(body, f)
+    amount = ["-n", str(n)] if n else ["-z", f"{secs}s", "-w"]
+    limit = 240 if n else secs + 60
+    threads = "1" if LOADGEN_CPUS and "," not in LOADGEN_CPUS and "-" not in LOADGEN_CPUS else str(os.cpu_count())
+    cmd = ["timeout", "-k", "5", str(limit)] + pin(LOADGEN_CPUS) + [
+        "oha", "--no-tui", "--output-format", "json", "--worker-threads", threads,
+        "-c", str(conc), *amount, "-t", timeout_s, "-m", "POST", "-T", "application/json",
+        "-H", f"Authorization: Bearer {key}", "-D", f.name, url]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    os.unlink(f.name)
+    if out.returncode != 0:
+        raise SystemExit(f"oha failed ({out.returncode}): {out.stderr[-500:]}")
+    d = json.loads(out.stdout)
+    s, p = d["summary"], d.get("latencyPercentiles") or {}
+    codes = {str(k): v for k, v in (d.get("statusCodeDistribution") or {}).items()}
+    ok = sum(v for k, v in codes.items() if k.startswith("2"))
+    errs = {k: v for k, v in (d.get("errorDistribution") or {}).items() if "deadline" not in k}
+    fb = d.get("firstBytePercentiles") or {}
+    return {
+        "ok": ok, "failed": sum(codes.values()) - ok + sum(errs.values()),
+        "rps": ok / s["total"] if s.get("total") else 0.0,
+        "p50": (p.get("p50") or 0) * 1e3, "p99": (p.get("p99") or 0) * 1e3,
+        "ttfb50": (fb.get("p50") or 0) * 1e3, "ttfb99": (fb.get("p99") or 0) * 1e3,
+    }
+
+
+def scenarios(name, url, key, pid, n_seq):
+    chat = url + "/v1/chat/completions"
+    print(f"== {name} {chat}", flush=True)
+    oha(chat, key, CHAT, 8, n=300)  # warm-up
+    oha(chat, key, {**CHAT, "stream": True}, 4, n=100)
+    r = {}
+    r["c1"] = oha(chat, key, CHAT, 1, n=n_seq)
+    t0 = cpu_ticks(pid) if pid else None
+    r["c64"] = oha(chat, key, CHAT, 64, secs=DUR)
+    if pid:
+        r["c64"]["cpu_us"] = (cpu_ticks(pid) - t0) / CLK_TCK * 1e6 / max(r["c64"]["ok"], 1)
+    r["stream"] = oha(chat, key, {**CHAT, "stream": True}, 16, secs=DUR)
+    r["paced"] = oha(chat, key, {**CHAT, "model": "mock-paced-20-2", "stream": True}, 16, secs=DUR)
+    for k, v in r.items():
+        extra = f" cpu {v['cpu_us']:.0f}us/req" if "cpu_us" in v else ""
+        print(f"  {k:6s} {v['rps']:9.0f} req/s p50 {v['p50']:.3f} p99 {v['p99']:.3f} ms "
+              f"ttfb {v['ttfb50']:.3f} failed {v['failed']}{extra}", flush=True)
+    return r
+
+
+def relay_cli(data_dir, *args, stdin=None):
+    env = {**os.environ, "RELAYAPI_DATA_DIR": data_dir, "RELAYAPI_LOG": "warn",
+           "BENCH_UPSTREAM_KEY": UPSTREAM_KEY}
+    out = subprocess.run([os.path.join(REL, "relayapi"), *args], capture_output=True,
+                         text=True, env=env, input=stdin, timeout=120)
+    if out.returncode != 0:
+        raise SystemExit(f"relayapi {args[0]} failed: {out.stderr}")
+    return out.stdout.strip()
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="relayapi-bench-")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    results_dir = os.path.join(ROOT, "bench", "results")
+    os.makedirs(results_dir, exist_ok=True)
+    peers = PEERS == "1" or (PEERS == "auto" and os.path.isdir(SHARED))
+    targets = {}
+    try:
+        if peers:
+            shared = os.path.join(work, "shared")
+            shutil.copytree(SHARED, shared, ignore=shutil.ignore_patterns("results", "run", ".venv"))
+            venv = os.path.join(SHARED, ".venv")
+            if os.path.isdir(venv):
+                os.symlink(venv, os.path.join(shared, ".venv"))
+            subprocess.run(["bash", "setup.sh"], cwd=shared, check=True)
+            subprocess.run(["bash", "start.sh", "mock", "nginx", "litellm"], cwd=shared, check=True,
+                           env={**os.environ, "SERVER_CPUS": SERVER_CPUS})
+            pid_of = lambda n: int(open(os.path.join(shared, "run", f"{n}.pid")).read())
+            upstream = "http://127.0.0.1:18081"
+        else:
+            start("mock", [os.path.join(REL, "examples", "mock_upstream"), f"127.0.0.1:{MOCK_PORT}"],
+                  log_dir=work)
+            upstream = f"http://127.0.0.1:{MOCK_PORT}"
+            wait_http(upstream + "/health")
+        mock_pid = pid_of("mock") if peers else procs[-1].pid
+
+        data = os.path.join(work, "relay")
+        token = relay_cli(data, "token", "issue", "--provider", "openai", "--upstream", upstream,
+                          "--api-key-env", "BENCH_UPSTREAM_KEY", "--name", "bench", "--quiet")
+        limited = relay_cli(data, "token", "issue", "--provider", "openai", "--upstream", upstream,
+                            "--api-key-env", "BENCH_UPSTREAM_KEY", "--max-calls", "1000000000",
+                            "--quiet")
+        relay = start("relay", [os.path.join(REL, "relayapi"), "serve", "--listen",
+                                f"127.0.0.1:{RELAY_PORT}"],
+                      env={"RELAYAPI_DATA_DIR": data, "RELAYAPI_LOG": "warn"}, log_dir=work)
+        relay_url = f"http://127.0.0.1:{RELAY_PORT}"
+        wait_http(relay_url + "/healthz")
+
+        targets["mock"] = scenarios("mock", upstream, "sk-bench-master", mock_pid, N_SEQ)
+        if peers:
+            targets["nginx"] = scenarios("nginx", "http://127.0.0.1:18082", "sk-bench-master",
+                                         pid_of("nginx"), N_SEQ)
+        targets["relay"] = scenarios("relay", relay_url, token, relay.pid, N_SEQ)
+        targets["relay-limited"] = scenarios("relay-limited", relay_url, limited, relay.pid, N_SEQ)
+        if peers:
+            targets["litellm"] = scenarios("litellm", "http://127.0.0.1:18083", "sk-bench-master",
+                                           pid_of("litellm"), min(N_SEQ, 300))
+
+        # Peak RSS with many slow streams in flight at once.
+        print(f"== relay: {SLOW_STREAMS} concurrent slow streams", flush=True)
+        rss_before = rss_kib(relay.pid)
+        peak = [rss_before]
+        chat = relay_url + "/v1/chat/completions"
+        slow = {**CHAT, "model": "mock-paced-1000-50", "stream": True}
+        slow_result = {}
+        job = threading.Thread(target=lambda: slow_result.update(
+            oha(chat, token, slow, SLOW_STREAMS, n=SLOW_STREAMS, timeout_s="60s")))
+        job.start()
+        while job.is_alive():
+            peak.append(rss_kib(relay.pid))
+            time.sleep(0.05)
+        job.join()
+        extra = {"slow_streams": slow_result, "rss_idle_mib": rss_before / 1024,
+                 "rss_peak_mib": max(peak) / 1024}
+        print(f"  {slow_result.get('ok')} streams ok, peak RSS {max(peak) / 1024:.1f} MiB "
+              f"(idle {rss_before / 1024:.1f} MiB)", flush=True)
+
+        # Many tokens in the store, then many usage records.
+        db = f"sqlite://{data}/relayapi.db?mode=rwc"
+        subprocess.run([os.path.join(REL, "examples", "bench_seed"), db, str(SEED_TOKENS), "0"], check=True)
+        print(f"== relay with {SEED_TOKENS} more tokens in the store", flush=True)
+        t0 = cpu_ticks(relay.pid)
+        extra["many_tokens"] = oha(chat, token, CHAT, 64, secs=DUR)
+        extra["many_tokens"]["cpu_us"] = (cpu_ticks(relay.pid) - t0) / CLK_TCK * 1e6 / max(extra["many_tokens"]["ok"], 1)
+        print(f"  {extra['many_tokens']['rps']:.0f} req/s", flush=True)
+        subprocess.run([os.path.join(REL, "examples", "bench_seed"), db, "0", str(SEED_USAGE)], check=True)
+        print(f"== relay with {SEED_USAGE} more usage records", flush=True)
+        extra["many_records"] = oha(chat, token, CHAT, 64, secs=DUR)
+        print(f"  {extra['many_records']['rps']:.0f} req/s", flush=True)
+    finally:
+        stop_all()
+        if peers:
+            subprocess.run(["bash", "stop.sh"], cwd=os.path.join(work, "shared"))
+
+    report = render(targets, extra, peers)
+    print("\n" + report)
+    path = os.path.join(results_dir, f"{stamp}.md")
+    with open(path, "w") as f:
+        f.write(report)
+    with open(os.path.join(results_dir, f"{stamp}.json"), "w") as f:
+        json.dump({"targets": targets, "extra": extra}, f, indent=1)
+    print(f"written to {path}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def render(t, extra, peers):
+    lines = [f"relayapi benchmark, {time.strftime('%Y-%m-%d %H:%M')}; servers on CPU {SERVER_CPUS or 'any'}, "
+             f"oha on CPU {LOADGEN_CPUS or 'any'}; c64/stream/paced {DUR}s each; latencies in ms.", "",
+             "| target | c1 p50 | c1 p99 | c64 req/s | c64 p99 | CPU µs/req | stream req/s | stream TTFB p50 | paced TTFB p50 | failed |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in t.items():
+        failed = sum(v["failed"] for v in r.values())
+        cpu = r["c64"].get("cpu_us")
+        lines.append(f"| {name} | {r['c1']['p50']:.3f} | {r['c1']['p99']:.3f} | {r['c64']['rps']:.0f} | "
+                     f"{r['c64']['p99']:.2f} | {'' if cpu is None else f'{cpu:.0f}'} | {r['stream']['rps']:.0f} | "
+                     f"{r['stream']['ttfb50']:.3f} | {r['paced']['ttfb50']:.3f} | {failed} |")
+    relay, mock = t["relay"], t["mock"]
+    lines += ["", f"- {SLOW_STREAMS} concurrent slow streams: {extra['slow_streams'].get('ok')} ok; "
+              f"relay peak RSS {extra['rss_peak_mib']:.1f} MiB (idle {extra['rss_idle_mib']:.1f} MiB)",
+              f"- c64 with {SEED_TOKENS} more tokens in the store: {extra['many_tokens']['rps']:.0f} req/s "
+              f"({extra['many_tokens']['rps'] / relay['c64']['rps']:.2f}x one token)",
+              f"- c64 with {SEED_USAGE} more usage records: {extra['many_records']['rps']:.0f} req/s "
+              f"({extra['many_records']['rps'] / relay['c64']['rps']:.2f}x)"]
+    if peers:
+        n = t["nginx"]
+        added = lambda x: x["c1"]["p50"] - mock["c1"]["p50"]
+        checks = [
+            ("c64 req/s ≥ 0.7 × nginx", relay["c64"]["rps"] / n["c64"]["rps"], 0.7, ">="),
+            ("CPU µs/req ≤ 1.5 × nginx", relay["c64"]["cpu_us"] / n["c64"]["cpu_us"], 1.5, "<="),
+            ("added c1 p50 ≤ nginx's + 0.1 ms", added(relay) - added(n), 0.1, "<="),
+            ("paced TTFB ≤ nginx + 0.5 ms", relay["paced"]["ttfb50"] - n["paced"]["ttfb50"], 0.5, "<="),
+            ("peak RSS, 1000 streams ≤ 64 MiB", extra["rss_peak_mib"], 64, "<="),
+            ("req/s with many tokens ≥ 0.9 × one", extra["many_tokens"]["rps"] / relay["c64"]["rps"], 0.9, ">="),
+        ]
+        lines += ["", "| target (same run) | measured | limit | met |", "|---|---:|---:|---|"]
+        for label, value, limit, op in checks:
+            ok = value >= limit if op == ">=" else value <= limit
+            lines.append(f"| {label} | {value:.3f} | {limit} | {'yes' if ok else 'no'} |")
+        if "litellm" in t:
+            lines.append(f"\nrelay vs LiteLLM at c64: {relay['c64']['rps'] / max(t['litellm']['c64']['rps'], 1):.0f}x the requests/s")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

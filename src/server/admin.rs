@@ -1,0 +1,320 @@
+//! The admin HTTP API (`serve --admin-token-env VAR`): the same operations as the CLI,
+//! through the same service layer, for backends that mint tokens.
+//!
+//! Routes under `/admin/v1`; every one needs `Authorization: Bearer <admin secret>`,
+//! compared in constant time. `docs/admin-api.md` and `docs/openapi.yaml` describe them.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::Utc;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use warp::Filter;
+use warp::http::{HeaderMap, Method, StatusCode, header};
+use warp::reply::{Reply, Response};
+
+use super::AppState;
+use super::errors::AdminError;
+use super::proxy::read_body;
+use crate::secret::SecretString;
+use crate::service::{self, ExpiryInput, IssueRequest, PolicyInput, UpdateRequest, UsageQuery};
+use crate::store::{TokenRecord, UsageGroup};
+
+/// Largest admin request body.
+const MAX_BODY: u64 = 64 * 1024;
+
+/// Every admin route: method and path, as `docs/openapi.yaml` must list them.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/admin/v1/tokens"),
+    ("get", "/admin/v1/tokens"),
+    ("get", "/admin/v1/tokens/{id}"),
+    ("patch", "/admin/v1/tokens/{id}"),
+    ("delete", "/admin/v1/tokens/{id}"),
+    ("get", "/admin/v1/usage"),
+];
+
+/// `POST /admin/v1/tokens`: the fields of `token issue`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueBody {
+    #[serde(default = "default_provider")]
+    provider: String,
+    upstream: Option<String>,
+    auth: Option<String>,
+    name: Option<String>,
+    api_key: String,
+    max_calls: Option<u64>,
+    max_total_tokens: Option<u64>,
+    expires_in: Option<String>,
+    expires_at: Option<String>,
+    #[serde(default)]
+    models: Vec<String>,
+    #[serde(default)]
+    origins: Vec<String>,
+    #[serde(default)]
+    ips: Vec<String>,
+    #[serde(default)]
+    endpoints: Vec<String>,
+    rpm: Option<u32>,
+    concurrency: Option<u32>,
+    max_output_tokens: Option<u32>,
+}
+
+fn default_provider() -> String {
+    "openai".into()
+}
+
+/// `PATCH /admin/v1/tokens/{id}`: a field left out stays; `null` clears it; a value sets it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    #[serde(default, deserialize_with = "present")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    max_calls: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    max_total_tokens: Option<Option<u64>>,
+    expires_in: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    expires_at: Option<Option<String>>,
+    models: Option<Vec<String>>,
+    origins: Option<Vec<String>>,
+    ips: Option<Vec<String>>,
+    endpoints: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    rpm: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    concurrency: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    max_output_tokens: Option<Option<u32>>,
+}
+
+/// Tells a present `null` (Some(None)) from an absent field (None, by `default`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageParams {
+    by: Option<String>,
+    token: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// Was the field sent as `null`?
+fn cleared<T>(field: &Option<Option<T>>) -> bool {
+    matches!(field, Some(None))
+}
+
+fn view(record: &TokenRecord) -> serde_json::Value {
+    let mut v = serde_json::to_value(record).expect("records serialize");
+    v["status"] = serde_json::to_value(record.status(Utc::now())).expect("status serializes");
+    v
+}
+
+fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
+    warp::reply::with_status(warp::reply::json(value), status).into_response()
+}
+
+fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, AdminError> {
+    serde_json::from_slice(body).map_err(|e| AdminError::Invalid {
+        param: "body".into(),
+        message: format!("invalid JSON body: {e}"),
+    })
+}
+
+fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, AdminError> {
+    serde_urlencoded::from_str(query).map_err(|e| AdminError::Invalid {
+        param: "query".into(),
+        message: format!("invalid query: {e}"),
+    })
+}
+
+fn authorized(headers: &HeaderMap, secret: &SecretString) -> bool {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    secret.ct_eq(presented.trim())
+}
+
+/// The admin routes. They answer every path under `/admin/`, so nothing there reaches the
+/// relay.
+pub fn routes(
+    state: Arc<AppState>,
+    secret: Arc<SecretString>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::path("admin")
+        .and(warp::path::tail())
+        .and(warp::method())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(
+            move |tail: warp::path::Tail,
+                  method: Method,
+                  query: String,
+                  headers: HeaderMap,
+                  body| {
+                let state = state.clone();
+                let secret = secret.clone();
+                async move {
+                    let path = tail.as_str().to_string();
+                    if !authorized(&headers, &secret) {
+                        tracing::warn!(method = %method, path = %path, "admin request with a missing or wrong admin token");
+                        return AdminError::Unauthorized.into_response();
+                    }
+                    let body = match read_body(Box::pin(body), &headers, MAX_BODY).await {
+                        Ok(body) => body,
+                        Err(_) => {
+                            return AdminError::Invalid {
+                                param: "body".into(),
+                                message: format!("the body is unreadable or over {MAX_BODY} bytes"),
+                            }
+                            .into_response();
+                        }
+                    };
+                    match dispatch(&state, &method, &path, &query, &body).await {
+                        Ok(response) => response,
+                        Err(e) => {
+                            tracing::info!(method = %method, path = %path, code = e.code(), "admin request refused");
+                            e.into_response()
+                        }
+                    }
+                }
+            },
+        )
+}
+
+async fn dispatch(
+    state: &AppState,
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: &Bytes,
+) -> Result<Response, AdminError> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let store = &state.store;
+    match (method.as_str(), segments.as_slice()) {
+        ("POST", ["v1", "tokens"]) => {
+            let b: IssueBody = parse_body(body)?;
+            let request = IssueRequest {
+                provider: b.provider,
+                upstream: b.upstream,
+                auth: b.auth,
+                name: b.name,
+                api_key: SecretString::new(b.api_key),
+                max_calls: b.max_calls,
+                max_total_tokens: b.max_total_tokens,
+                expiry: ExpiryInput {
+                    expires_in: b.expires_in,
+                    expires_at: b.expires_at,
+                },
+                policy: PolicyInput {
+                    models: b.models,
+                    origins: b.origins,
+                    ips: b.ips,
+                    endpoints: b.endpoints,
+                    rpm: b.rpm,
+                    concurrency: b.concurrency,
+                    max_output_tokens: b.max_output_tokens,
+                },
+            };
+            let ring = state.tokens.ring();
+            let issued = service::issue(store, &ring, request).await?;
+            let mut v = view(&issued.record);
+            v["token"] = issued.token.expose().into();
+            tracing::info!(token_id = %issued.record.id, "token issued through the admin API");
+            Ok(json(StatusCode::CREATED, &v))
+        }
+        ("GET", ["v1", "tokens"]) => {
+            let q: ListQuery = parse_query(query)?;
+            let records = service::list(store, q.all).await?;
+            let views: Vec<_> = records.iter().map(view).collect();
+            Ok(json(StatusCode::OK, &views))
+        }
+        ("GET", ["v1", "tokens", id]) => Ok(json(
+            StatusCode::OK,
+            &view(&service::show(store, id).await?),
+        )),
+        ("PATCH", ["v1", "tokens", id]) => {
+            let b: UpdateBody = parse_body(body)?;
+            let request = UpdateRequest {
+                name: b.name.clone().map(|n| n.unwrap_or_default()),
+                max_calls: b.max_calls.flatten(),
+                clear_max_calls: cleared(&b.max_calls),
+                max_total_tokens: b.max_total_tokens.flatten(),
+                clear_max_total_tokens: cleared(&b.max_total_tokens),
+                expiry: ExpiryInput {
+                    expires_in: b.expires_in.clone(),
+                    expires_at: b.expires_at.clone().flatten(),
+                },
+                clear_expiry: cleared(&b.expires_at),
+                models: b.models,
+                origins: b.origins,
+                ips: b.ips,
+                endpoints: b.endpoints,
+                rpm: b.rpm.flatten(),
+                clear_rpm: cleared(&b.rpm),
+                concurrency: b.concurrency.flatten(),
+                clear_concurrency: cleared(&b.concurrency),
+                max_output_tokens: b.max_output_tokens.flatten(),
+                clear_max_output_tokens: cleared(&b.max_output_tokens),
+            };
+            let updated = service::update(store, id, request).await?;
+            state.tokens.invalidate_id(&updated.id);
+            Ok(json(StatusCode::OK, &view(&updated)))
+        }
+        ("DELETE", ["v1", "tokens", id]) => {
+            let revoked = service::revoke(store, id).await?;
+            // Seen at once by this process, not after the refresh bound.
+            state.tokens.invalidate_id(&revoked.id);
+            tracing::info!(token_id = %revoked.id, "token revoked through the admin API");
+            Ok(json(StatusCode::OK, &view(&revoked)))
+        }
+        ("GET", ["v1", "usage"]) => {
+            let q: UsageParams = parse_query(query)?;
+            let by = match q.by.as_deref() {
+                None | Some("token") => UsageGroup::Token,
+                Some("model") => UsageGroup::Model,
+                Some("day") => UsageGroup::Day,
+                Some(other) => {
+                    return Err(AdminError::Invalid {
+                        param: "by".into(),
+                        message: format!("by: {other:?} is not one of token, model, day"),
+                    });
+                }
+            };
+            let rows = service::usage(
+                store,
+                &UsageQuery {
+                    by,
+                    token: q.token,
+                    since: q.since,
+                    until: q.until,
+                },
+            )
+            .await?;
+            Ok(json(StatusCode::OK, &rows))
+        }
+        _ => Err(AdminError::NoRoute(format!(
+            "no admin route {method} /admin/{path}"
+        ))),
+    }
+}
