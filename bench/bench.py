@@ -176,9 +176,10 @@ def main():
         if peers:
             shared = os.path.join(work, "shared")
             shutil.copytree(SHARED, shared, ignore=shutil.ignore_patterns("results", "run", ".venv"))
-            venv = os.path.join(SHARED, ".venv")
-            if os.path.isdir(venv):
-                os.symlink(venv, os.path.join(shared, ".venv"))
+            # LiteLLM's virtualenv is kept between runs under target/.
+            venv = os.path.join(ROOT, "target", "bench-litellm-venv")
+            os.makedirs(venv, exist_ok=True)
+            os.symlink(venv, os.path.join(shared, ".venv"))
             subprocess.run(["bash", "setup.sh"], cwd=shared, check=True)
             subprocess.run(["bash", "start.sh", "mock", "nginx", "litellm"], cwd=shared, check=True,
                            env={**os.environ, "SERVER_CPUS": SERVER_CPUS})

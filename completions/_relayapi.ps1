@@ -31,6 +31,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Create the server''s P-256 key pair (or rotate it, or list the key ring)')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Issue, list, show and revoke tokens')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the relay: open tokens, check them, count calls, forward to the provider')
+            [CompletionResult]::new('issuer', 'issuer', [CompletionResultType]::ParameterValue, 'Register, list and revoke issuers (backends that mint signed tokens offline)')
             [CompletionResult]::new('usage', 'usage', [CompletionResultType]::ParameterValue, 'Report usage per token, model or day')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply pending database migrations, or list their status')
             [CompletionResult]::new('providers', 'providers', [CompletionResultType]::ParameterValue, 'List the providers the relay knows, with base URL and auth style')
@@ -142,6 +143,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             break
         }
         'relayapi;token;revoke' {
+            [CompletionResult]::new('--issuer', '--issuer', [CompletionResultType]::ParameterName, 'For a signed token never used yet (so not in the store): the issuer that minted it; the full id is then required')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
@@ -198,6 +200,72 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'relayapi;issuer' {
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Register a backend that mints signed tokens offline, with its caps')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List issuers')
+            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke an issuer: all its tokens stop working')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'relayapi;issuer;add' {
+            [CompletionResult]::new('--provider', '--provider', [CompletionResultType]::ParameterName, 'Provider its tokens may use (repeatable; at least one)')
+            [CompletionResult]::new('--upstream', '--upstream', [CompletionResultType]::ParameterName, 'Upstream base URL its tokens may name (repeatable; none: providers'' own URLs only)')
+            [CompletionResult]::new('--max-lifetime', '--max-lifetime', [CompletionResultType]::ParameterName, 'Longest token lifetime, like 15m or 1h')
+            [CompletionResult]::new('--max-calls', '--max-calls', [CompletionResultType]::ParameterName, 'Most calls per token (tokens without max_calls get this)')
+            [CompletionResult]::new('--require', '--require', [CompletionResultType]::ParameterName, 'Policy its tokens must carry (repeatable)')
+            [CompletionResult]::new('--public-key', '--public-key', [CompletionResultType]::ParameterName, 'The backend''s P-256 public key (PEM or SEC1 hex); without it a key pair is made')
+            [CompletionResult]::new('--private-key-out', '--private-key-out', [CompletionResultType]::ParameterName, 'Write the generated private key here (mode 0600) instead of printing it')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'relayapi;issuer;list' {
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'relayapi;issuer;revoke' {
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'relayapi;issuer;help' {
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Register a backend that mints signed tokens offline, with its caps')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List issuers')
+            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke an issuer: all its tokens stop working')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'relayapi;issuer;help;add' {
+            break
+        }
+        'relayapi;issuer;help;list' {
+            break
+        }
+        'relayapi;issuer;help;revoke' {
+            break
+        }
+        'relayapi;issuer;help;help' {
+            break
+        }
         'relayapi;usage' {
             [CompletionResult]::new('--by', '--by', [CompletionResultType]::ParameterName, 'Group by token, model or day (UTC)')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Only this token (id or unique prefix)')
@@ -242,6 +310,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Create the server''s P-256 key pair (or rotate it, or list the key ring)')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Issue, list, show and revoke tokens')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the relay: open tokens, check them, count calls, forward to the provider')
+            [CompletionResult]::new('issuer', 'issuer', [CompletionResultType]::ParameterValue, 'Register, list and revoke issuers (backends that mint signed tokens offline)')
             [CompletionResult]::new('usage', 'usage', [CompletionResultType]::ParameterValue, 'Report usage per token, model or day')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply pending database migrations, or list their status')
             [CompletionResult]::new('providers', 'providers', [CompletionResultType]::ParameterValue, 'List the providers the relay knows, with base URL and auth style')
@@ -276,6 +345,21 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             break
         }
         'relayapi;help;serve' {
+            break
+        }
+        'relayapi;help;issuer' {
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Register a backend that mints signed tokens offline, with its caps')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List issuers')
+            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke an issuer: all its tokens stop working')
+            break
+        }
+        'relayapi;help;issuer;add' {
+            break
+        }
+        'relayapi;help;issuer;list' {
+            break
+        }
+        'relayapi;help;issuer;revoke' {
             break
         }
         'relayapi;help;usage' {

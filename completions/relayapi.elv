@@ -28,6 +28,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand keygen 'Create the server''s P-256 key pair (or rotate it, or list the key ring)'
             cand token 'Issue, list, show and revoke tokens'
             cand serve 'Run the relay: open tokens, check them, count calls, forward to the provider'
+            cand issuer 'Register, list and revoke issuers (backends that mint signed tokens offline)'
             cand usage 'Report usage per token, model or day'
             cand migrate 'Apply pending database migrations, or list their status'
             cand providers 'List the providers the relay knows, with base URL and auth style'
@@ -132,6 +133,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand --help 'Print help'
         }
         &'relayapi;token;revoke'= {
+            cand --issuer 'For a signed token never used yet (so not in the store): the issuer that minted it; the full id is then required'
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
@@ -179,6 +181,63 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'relayapi;issuer'= {
+            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
+            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand add 'Register a backend that mints signed tokens offline, with its caps'
+            cand list 'List issuers'
+            cand revoke 'Revoke an issuer: all its tokens stop working'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'relayapi;issuer;add'= {
+            cand --provider 'Provider its tokens may use (repeatable; at least one)'
+            cand --upstream 'Upstream base URL its tokens may name (repeatable; none: providers'' own URLs only)'
+            cand --max-lifetime 'Longest token lifetime, like 15m or 1h'
+            cand --max-calls 'Most calls per token (tokens without max_calls get this)'
+            cand --require 'Policy its tokens must carry (repeatable)'
+            cand --public-key 'The backend''s P-256 public key (PEM or SEC1 hex); without it a key pair is made'
+            cand --private-key-out 'Write the generated private key here (mode 0600) instead of printing it'
+            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
+            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
+            cand --json 'Print JSON'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'relayapi;issuer;list'= {
+            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
+            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
+            cand --json 'Print JSON'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'relayapi;issuer;revoke'= {
+            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
+            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'relayapi;issuer;help'= {
+            cand add 'Register a backend that mints signed tokens offline, with its caps'
+            cand list 'List issuers'
+            cand revoke 'Revoke an issuer: all its tokens stop working'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'relayapi;issuer;help;add'= {
+        }
+        &'relayapi;issuer;help;list'= {
+        }
+        &'relayapi;issuer;help;revoke'= {
+        }
+        &'relayapi;issuer;help;help'= {
+        }
         &'relayapi;usage'= {
             cand --by 'Group by token, model or day (UTC)'
             cand --token 'Only this token (id or unique prefix)'
@@ -219,6 +278,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand keygen 'Create the server''s P-256 key pair (or rotate it, or list the key ring)'
             cand token 'Issue, list, show and revoke tokens'
             cand serve 'Run the relay: open tokens, check them, count calls, forward to the provider'
+            cand issuer 'Register, list and revoke issuers (backends that mint signed tokens offline)'
             cand usage 'Report usage per token, model or day'
             cand migrate 'Apply pending database migrations, or list their status'
             cand providers 'List the providers the relay knows, with base URL and auth style'
@@ -245,6 +305,17 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         &'relayapi;help;token;revoke'= {
         }
         &'relayapi;help;serve'= {
+        }
+        &'relayapi;help;issuer'= {
+            cand add 'Register a backend that mints signed tokens offline, with its caps'
+            cand list 'List issuers'
+            cand revoke 'Revoke an issuer: all its tokens stop working'
+        }
+        &'relayapi;help;issuer;add'= {
+        }
+        &'relayapi;help;issuer;list'= {
+        }
+        &'relayapi;help;issuer;revoke'= {
         }
         &'relayapi;help;usage'= {
         }

@@ -32,6 +32,7 @@ complete -c relayapi -n "__fish_relayapi_needs_command" -s V -l version -d 'Prin
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "keygen" -d 'Create the server\'s P-256 key pair (or rotate it, or list the key ring)'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "token" -d 'Issue, list, show and revoke tokens'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "serve" -d 'Run the relay: open tokens, check them, count calls, forward to the provider'
+complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "issuer" -d 'Register, list and revoke issuers (backends that mint signed tokens offline)'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "usage" -d 'Report usage per token, model or day'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "migrate" -d 'Apply pending database migrations, or list their status'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "providers" -d 'List the providers the relay knows, with base URL and auth style'
@@ -115,6 +116,7 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l clear-max-output-tokens -d 'Remove the output-token cap'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l json -d 'Print JSON'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from revoke" -l issuer -d 'For a signed token never used yet (so not in the store): the issuer that minted it; the full id is then required' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from revoke" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from revoke" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from revoke" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
@@ -142,6 +144,44 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l database-url
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l metrics -d 'Serve Prometheus metrics at /metrics on the main listener'
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and not __fish_seen_subcommand_from add list revoke help" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and not __fish_seen_subcommand_from add list revoke help" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and not __fish_seen_subcommand_from add list revoke help" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and not __fish_seen_subcommand_from add list revoke help" -s h -l help -d 'Print help'
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and not __fish_seen_subcommand_from add list revoke help" -f -a "add" -d 'Register a backend that mints signed tokens offline, with its caps'
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and not __fish_seen_subcommand_from add list revoke help" -f -a "list" -d 'List issuers'
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and not __fish_seen_subcommand_from add list revoke help" -f -a "revoke" -d 'Revoke an issuer: all its tokens stop working'
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and not __fish_seen_subcommand_from add list revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from add" -l provider -d 'Provider its tokens may use (repeatable; at least one)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from add" -l upstream -d 'Upstream base URL its tokens may name (repeatable; none: providers\' own URLs only)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from add" -l max-lifetime -d 'Longest token lifetime, like 15m or 1h' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from add" -l max-calls -d 'Most calls per token (tokens without max_calls get this)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from add" -l require -d 'Policy its tokens must carry (repeatable)' -r -f -a "origin\t''
+model\t''
+endpoint\t''
+max-output-tokens\t''
+max-calls\t''"
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from add" -l public-key -d 'The backend\'s P-256 public key (PEM or SEC1 hex); without it a key pair is made' -r -F
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from add" -l private-key-out -d 'Write the generated private key here (mode 0600) instead of printing it' -r -F
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from add" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from add" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from add" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from add" -l json -d 'Print JSON'
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from list" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from list" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from list" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from list" -l json -d 'Print JSON'
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from revoke" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from revoke" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from revoke" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from revoke" -s y -l yes -d 'Do not ask for confirmation'
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help'
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from help" -f -a "add" -d 'Register a backend that mints signed tokens offline, with its caps'
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from help" -f -a "list" -d 'List issuers'
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke an issuer: all its tokens stop working'
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l by -d 'Group by token, model or day (UTC)' -r -f -a "token\t''
 model\t''
 day\t''"
@@ -168,16 +208,20 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand completions" -l data-d
 complete -c relayapi -n "__fish_relayapi_using_subcommand completions" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
 complete -c relayapi -n "__fish_relayapi_using_subcommand completions" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve usage migrate providers completions help" -f -a "keygen" -d 'Create the server\'s P-256 key pair (or rotate it, or list the key ring)'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve usage migrate providers completions help" -f -a "token" -d 'Issue, list, show and revoke tokens'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve usage migrate providers completions help" -f -a "serve" -d 'Run the relay: open tokens, check them, count calls, forward to the provider'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve usage migrate providers completions help" -f -a "usage" -d 'Report usage per token, model or day'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve usage migrate providers completions help" -f -a "migrate" -d 'Apply pending database migrations, or list their status'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve usage migrate providers completions help" -f -a "providers" -d 'List the providers the relay knows, with base URL and auth style'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve usage migrate providers completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve usage migrate providers completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve issuer usage migrate providers completions help" -f -a "keygen" -d 'Create the server\'s P-256 key pair (or rotate it, or list the key ring)'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve issuer usage migrate providers completions help" -f -a "token" -d 'Issue, list, show and revoke tokens'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve issuer usage migrate providers completions help" -f -a "serve" -d 'Run the relay: open tokens, check them, count calls, forward to the provider'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve issuer usage migrate providers completions help" -f -a "issuer" -d 'Register, list and revoke issuers (backends that mint signed tokens offline)'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve issuer usage migrate providers completions help" -f -a "usage" -d 'Report usage per token, model or day'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve issuer usage migrate providers completions help" -f -a "migrate" -d 'Apply pending database migrations, or list their status'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve issuer usage migrate providers completions help" -f -a "providers" -d 'List the providers the relay knows, with base URL and auth style'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve issuer usage migrate providers completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve issuer usage migrate providers completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c relayapi -n "__fish_relayapi_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "issue" -d 'Issue a token that seals a provider API key'
 complete -c relayapi -n "__fish_relayapi_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "list" -d 'List tokens (active and exhausted; --all adds revoked and expired)'
 complete -c relayapi -n "__fish_relayapi_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "show" -d 'Show one token'
 complete -c relayapi -n "__fish_relayapi_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "update" -d 'Change a token\'s limits and policies (seen by running relays within a second)'
 complete -c relayapi -n "__fish_relayapi_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "revoke" -d 'Revoke a token: the relay refuses it from then on'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and __fish_seen_subcommand_from issuer" -f -a "add" -d 'Register a backend that mints signed tokens offline, with its caps'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and __fish_seen_subcommand_from issuer" -f -a "list" -d 'List issuers'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and __fish_seen_subcommand_from issuer" -f -a "revoke" -d 'Revoke an issuer: all its tokens stop working'

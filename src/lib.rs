@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod issuer;
 pub mod policy;
 pub mod providers;
 pub mod secret;

@@ -428,3 +428,63 @@ pub fn parse_when(
     })?;
     Ok(now - back)
 }
+
+/// Registers an issuer. Without a public key a key pair is generated and its private half
+/// returned (shown once, never stored).
+pub async fn add_issuer(
+    store: &Store,
+    name: &str,
+    public_key: Option<p256::PublicKey>,
+    caps: crate::issuer::IssuerCaps,
+) -> Result<(crate::issuer::Issuer, Option<p256::SecretKey>), ServiceError> {
+    if !crate::issuer::valid_name(name) {
+        return Err(ServiceError::invalid(
+            "name",
+            "an issuer name is 1–64 letters, digits, '-', '_' or '.'",
+        ));
+    }
+    if caps.providers.is_empty() {
+        return Err(ServiceError::invalid(
+            "provider",
+            "give at least one provider",
+        ));
+    }
+    for p in &caps.providers {
+        providers::lookup(p).ok_or_else(|| {
+            ServiceError::from(providers::UpstreamError::UnknownProvider(p.clone()))
+        })?;
+    }
+    let upstreams = caps
+        .upstreams
+        .iter()
+        .map(|u| providers::parse_upstream(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    if caps.max_lifetime_secs <= 0 {
+        return Err(ServiceError::invalid("max_lifetime", "must be positive"));
+    }
+    if caps.max_calls.is_some_and(|n| n <= 0) {
+        return Err(ServiceError::invalid("max_calls", "must be at least 1"));
+    }
+    let (public, secret) = match public_key {
+        Some(p) => (p, None),
+        None => {
+            let secret = p256::SecretKey::random(&mut rand_core::OsRng);
+            (secret.public_key(), Some(secret))
+        }
+    };
+    let caps = crate::issuer::IssuerCaps { upstreams, ..caps };
+    let issuer = store
+        .insert_issuer(
+            name,
+            &hex::encode(crate::crypto::ecies::compressed(&public)),
+            &caps,
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Exists(n) => {
+                ServiceError::invalid("name", format!("issuer {n} already exists"))
+            }
+            other => other.into(),
+        })?;
+    Ok((issuer, secret))
+}

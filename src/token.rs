@@ -100,17 +100,39 @@ pub fn seal_with_ephemeral(
     ))
 }
 
-/// Opens a token with whichever key of the ring sealed it.
+/// Opens a registered (v1) token with whichever key of the ring sealed it.
 pub fn open(ring: &KeyRing, token: &str) -> Result<TokenClaims, TokenError> {
+    match open_any(ring, token)? {
+        Opened::Registered(claims) => Ok(claims),
+        Opened::Signed(_) => Err(TokenError::UnsupportedVersion(signed::FORMAT_V2)),
+    }
+}
+
+/// What a token turned out to be.
+#[derive(Debug)]
+pub enum Opened {
+    /// v1: issued through the store, which holds its limits.
+    Registered(TokenClaims),
+    /// v2: minted by an issuer, carrying its limits; the signature is still to be checked.
+    Signed(signed::OpenedSigned),
+}
+
+/// Opens a token of any supported version.
+pub fn open_any(ring: &KeyRing, token: &str) -> Result<Opened, TokenError> {
     let blob = decode(token)?;
     let (header, sealed) = blob.split_at(HEADER_LEN);
-    if header[0] != FORMAT_V1 {
-        return Err(TokenError::UnsupportedVersion(header[0]));
+    let version = header[0];
+    if version != FORMAT_V1 && version != signed::FORMAT_V2 {
+        return Err(TokenError::UnsupportedVersion(version));
     }
     let kid = Kid(header[1..].try_into().expect("8-byte kid"));
     let secret = ring.secret(&kid).ok_or(TokenError::UnknownKey)?;
     let plaintext = ecies::open(secret, header, sealed).map_err(|_| TokenError::Unauthenticated)?;
-    decode_plaintext(&plaintext)
+    if version == FORMAT_V1 {
+        decode_plaintext(&plaintext).map(Opened::Registered)
+    } else {
+        signed::decode(header, &plaintext).map(Opened::Signed)
+    }
 }
 
 /// The only form of a token the database ever holds: SHA-256 of the whole string, hex.
@@ -124,8 +146,12 @@ pub fn looks_like_token(candidate: &str) -> bool {
 }
 
 fn header(kid: Kid) -> [u8; HEADER_LEN] {
+    header_with(FORMAT_V1, kid)
+}
+
+fn header_with(version: u8, kid: Kid) -> [u8; HEADER_LEN] {
     let mut header = [0u8; HEADER_LEN];
-    header[0] = FORMAT_V1;
+    header[0] = version;
     header[1..].copy_from_slice(&kid.0);
     header
 }
@@ -184,6 +210,8 @@ fn decode_plaintext(plaintext: &[u8]) -> Result<TokenClaims, TokenError> {
         api_key: SecretString::new(key),
     })
 }
+
+pub mod signed;
 
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_tokens;
 mod m20261126_000002_usage;
+mod m20261126_000003_issuers;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_create_tokens::Migration),
             Box::new(m20261126_000002_usage::Migration),
+            Box::new(m20261126_000003_issuers::Migration),
         ]
     }
 }

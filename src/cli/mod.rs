@@ -1,6 +1,7 @@
 //! The command line: clap types, one file per command group.
 
 mod completions;
+mod issuer;
 pub use completions::script as completion_script;
 mod keygen;
 mod migrate;
@@ -63,6 +64,9 @@ pub enum Command {
     Token(token::TokenCmd),
     /// Run the relay: open tokens, check them, count calls, forward to the provider
     Serve(serve::ServeCmd),
+    /// Register, list and revoke issuers (backends that mint signed tokens offline)
+    #[command(subcommand)]
+    Issuer(issuer::IssuerCmd),
     /// Report usage per token, model or day
     Usage(usage::UsageCmd),
     /// Apply pending database migrations, or list their status
@@ -118,6 +122,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(cmd) => cmd.run(&ctx).await,
         Command::Serve(cmd) => cmd.run(&ctx).await,
         Command::Usage(cmd) => cmd.run(&ctx).await,
+        Command::Issuer(cmd) => cmd.run(&ctx).await,
         Command::Providers(_) | Command::Completions(_) => unreachable!("handled above"),
     }
 }

@@ -186,6 +186,10 @@ pub struct RevokeArgs {
     /// Do not ask for confirmation
     #[arg(long, short)]
     yes: bool,
+    /// For a signed token never used yet (so not in the store): the issuer that minted it;
+    /// the full id is then required
+    #[arg(long, value_name = "NAME")]
+    issuer: Option<String>,
     /// Print JSON
     #[arg(long)]
     json: bool,
@@ -454,7 +458,27 @@ impl ShowArgs {
 impl RevokeArgs {
     async fn run(self, ctx: &Context) -> anyhow::Result<()> {
         let store = ctx.store().await?;
-        let record = store.resolve_id(&self.id).await?;
+        let record = match (store.resolve_id(&self.id).await, &self.issuer) {
+            (Err(crate::store::StoreError::NotFound(_)), Some(issuer)) => {
+                let id = crate::token::TokenId::parse(&self.id.to_ascii_lowercase()).ok_or_else(
+                    || {
+                        anyhow::anyhow!(
+                            "an unused signed token is revoked by its full 32-character id"
+                        )
+                    },
+                )?;
+                if store.get_issuer(issuer).await?.is_none() {
+                    bail!("no issuer named {issuer}");
+                }
+                let revoked = store
+                    .revoke_unused_signed(&id.to_string(), issuer, Utc::now())
+                    .await?;
+                store.close().await;
+                println!("revoked signed token {} before its first use", revoked.id);
+                return Ok(());
+            }
+            (result, _) => result?,
+        };
         if let Some(at) = record.revoked_at {
             store.close().await;
             if self.json {

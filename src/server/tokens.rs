@@ -13,8 +13,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::crypto::KeyRing;
+use crate::issuer::SignedRefusal;
 use crate::store::{Store, StoreError, TokenRecord};
-use crate::token::{self, TokenClaims};
+use crate::token::signed::OpenedSigned;
+use crate::token::{self, Opened, TokenClaims, TokenId};
 
 use super::errors::ApiError;
 
@@ -100,13 +102,19 @@ impl TokenCache {
         presented: &str,
         fingerprint: String,
     ) -> Result<Arc<ResolvedToken>, ApiError> {
-        let claims = token::open(&self.ring, presented).map_err(|_| ApiError::InvalidToken)?;
-        let record = self.fetch(&fingerprint).await?;
-        // A token that opens but whose row is missing, or belongs to another id, was not
-        // issued through the store.
-        if record.id != claims.id.to_string() {
-            return Err(ApiError::InvalidToken);
-        }
+        let opened = token::open_any(&self.ring, presented).map_err(|_| ApiError::InvalidToken)?;
+        let (claims, record) = match opened {
+            Opened::Registered(claims) => {
+                let record = self.fetch(&fingerprint).await?;
+                // A token that opens but whose row is missing, or belongs to another id, was
+                // not issued through the store.
+                if record.id != claims.id.to_string() {
+                    return Err(ApiError::InvalidToken);
+                }
+                (claims, record)
+            }
+            Opened::Signed(signed) => self.load_signed(presented, &fingerprint, signed).await?,
+        };
         let entry = Arc::new(ResolvedToken {
             claims,
             base_used_tokens: record.used_tokens,
@@ -123,6 +131,55 @@ impl TokenCache {
         }
         entries.insert(fingerprint, entry.clone());
         Ok(entry)
+    }
+
+    /// A signed token: its row if it was used before; otherwise the issuer's signature and
+    /// caps are checked and the row is created, so that from now on it is counted like any
+    /// other token.
+    async fn load_signed(
+        &self,
+        presented: &str,
+        fingerprint: &str,
+        signed: OpenedSigned,
+    ) -> Result<(TokenClaims, TokenRecord), ApiError> {
+        let id = TokenId::parse(&signed.claims.id).ok_or(ApiError::InvalidToken)?;
+        let claims = TokenClaims {
+            id,
+            api_key: signed.api_key(),
+        };
+        if let Some(record) = self.store.find_by_fingerprint(fingerprint).await? {
+            return Ok((claims, record));
+        }
+        let issuer = self
+            .store
+            .get_issuer(&signed.claims.iss)
+            .await?
+            .ok_or(ApiError::InvalidToken)?;
+        let key = issuer.verifying_key().ok_or(ApiError::InvalidToken)?;
+        if !signed.verify(&key) {
+            return Err(ApiError::InvalidToken);
+        }
+        let mut new = crate::issuer::check(&signed.claims, &issuer, presented, chrono::Utc::now())
+            .map_err(|refusal| match refusal {
+                SignedRefusal::Invalid(why) => {
+                    tracing::info!(issuer = %issuer.name, why, "signed token outside its issuer's caps");
+                    ApiError::InvalidToken
+                }
+                SignedRefusal::IssuerRevoked => ApiError::TokenRevoked,
+                SignedRefusal::Expired => ApiError::TokenExpired,
+            })?;
+        new.kid = self.ring.active_kid().to_string();
+        let record = self.store.register_signed_token(&new, &issuer.name).await?;
+        if self.store.find_by_fingerprint(fingerprint).await?.is_none() {
+            // The id belongs to another row: a token revoked before its first use, or a
+            // reused id.
+            return Err(if record.revoked_at.is_some() {
+                ApiError::TokenRevoked
+            } else {
+                ApiError::InvalidToken
+            });
+        }
+        Ok((claims, record))
     }
 
     async fn fetch(&self, fingerprint: &str) -> Result<TokenRecord, ApiError> {

@@ -2,6 +2,7 @@
 //! [`TokenRecord`] and never sees sea-orm entities.
 
 mod entities;
+mod issuers;
 mod tokens;
 mod usage;
 
@@ -12,6 +13,7 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 use sea_orm::{Statement, TransactionTrait};
 
+pub use issuers::unused_fingerprint;
 pub use tokens::{Consume, NewToken, TokenRecord, TokenStatus, TokenUpdate};
 pub use usage::{UsageFilter, UsageGroup, UsageRecord, UsageRow};
 
@@ -25,6 +27,8 @@ pub enum StoreError {
     BadId(String),
     #[error("unsupported database URL (expected sqlite:// or postgres://)")]
     BadUrl,
+    #[error("{0} already exists")]
+    Exists(String),
     #[error("the database is unavailable: {0}")]
     Unavailable(#[source] DbErr),
     #[error("the database holds a value this version cannot read: {0}")]

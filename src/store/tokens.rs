@@ -31,6 +31,8 @@ pub struct TokenRecord {
     pub max_total_tokens: Option<i64>,
     /// Total tokens recorded so far.
     pub used_tokens: i64,
+    /// The issuer that minted it, for signed tokens.
+    pub issuer: Option<String>,
     pub policy: Policy,
 }
 
@@ -158,12 +160,13 @@ impl TryFrom<token::Model> for TokenRecord {
             last_used_at: m.last_used_at,
             max_total_tokens: m.max_total_tokens,
             used_tokens: m.used_tokens,
+            issuer: m.issuer,
             policy,
         })
     }
 }
 
-fn set_policy(active: &mut token::ActiveModel, policy: &Policy) {
+pub(super) fn set_policy(active: &mut token::ActiveModel, policy: &Policy) {
     active.allowed_models = Set(json_list(&policy.models));
     active.allowed_origins = Set(json_list(&policy.origins));
     active.allowed_ips = Set(json_list(&policy.ips));
@@ -193,6 +196,7 @@ impl Store {
             last_used_at: Set(None),
             max_total_tokens: Set(new.max_total_tokens),
             used_tokens: Set(0),
+            issuer: Set(None),
             ..Default::default()
         };
         set_policy(&mut active, &new.policy);

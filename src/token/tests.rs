@@ -147,7 +147,7 @@ fn empty_or_oversized_keys_are_refused_at_seal() {
 #[test]
 fn documented_test_vectors() {
     let doc = include_str!("../../docs/token-format.md");
-    let vectors = parse_vectors(doc);
+    let vectors = parse_vectors(doc, "vector");
     assert!(vectors.len() >= 2, "the document must carry test vectors");
     for v in vectors {
         let server =
@@ -168,8 +168,8 @@ fn documented_test_vectors() {
     }
 }
 
-/// Reads `name: value` lines from the fenced blocks that start with `vector:`.
-fn parse_vectors(doc: &str) -> Vec<std::collections::HashMap<String, String>> {
+/// Reads `name: value` lines from the fenced blocks whose first line is `<start>: …`.
+fn parse_vectors(doc: &str, start: &str) -> Vec<std::collections::HashMap<String, String>> {
     let mut out = Vec::new();
     let mut current: Option<std::collections::HashMap<String, String>> = None;
     for line in doc.lines() {
@@ -181,7 +181,7 @@ fn parse_vectors(doc: &str) -> Vec<std::collections::HashMap<String, String>> {
             continue;
         }
         if let Some((name, value)) = line.split_once(": ") {
-            if name == "vector" {
+            if name == start {
                 current = Some(Default::default());
             }
             if let Some(v) = current.as_mut() {
@@ -225,4 +225,109 @@ fn print_vectors() {
         println!("token: {}", token.expose());
         println!("fingerprint: {}", fingerprint(token.expose()));
     }
+}
+
+#[test]
+fn documented_signed_test_vectors() {
+    use super::signed::{SignedClaims, mint_with_ephemeral};
+    let doc = include_str!("../../docs/token-format.md");
+    let vectors = parse_vectors(doc, "signed_vector");
+    assert!(
+        !vectors.is_empty(),
+        "the document must carry signed test vectors"
+    );
+    for v in vectors {
+        let key = |name: &str| SecretKey::from_slice(&hex::decode(&v[name]).unwrap()).unwrap();
+        let (server, issuer, ephemeral) = (
+            key("server_private_key"),
+            key("issuer_private_key"),
+            key("ephemeral_private_key"),
+        );
+        let claims: SignedClaims = serde_json::from_str(&v["claims"]).unwrap();
+        assert_eq!(
+            serde_json::to_string(&claims).unwrap(),
+            v["claims"],
+            "claims bytes"
+        );
+        let token =
+            mint_with_ephemeral(&ephemeral, &issuer, &server.public_key(), &claims).unwrap();
+        assert_eq!(token.expose(), v["token"]);
+        let ring = KeyRing::in_memory(vec![server]);
+        match open_any(&ring, &v["token"]).unwrap() {
+            Opened::Signed(signed) => {
+                assert!(signed.verify(&issuer.public_key()));
+                assert!(!signed.verify(&ephemeral.public_key()));
+                assert_eq!(signed.claims, claims);
+            }
+            Opened::Registered(_) => panic!("a signed vector opened as registered"),
+        }
+        // The document also gives the signature, so that issuers with randomized ECDSA can
+        // check their layout with it.
+        let blob = decode(&v["token"]).unwrap();
+        let plaintext = crate::crypto::ecies::open(
+            ring.secret(&ring.active_kid()).unwrap(),
+            &blob[..9],
+            &blob[9..],
+        )
+        .unwrap();
+        assert_eq!(
+            hex::encode(&plaintext[plaintext.len() - 64..]),
+            v["signature"]
+        );
+    }
+}
+
+/// `cargo test print_signed_vectors -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn print_signed_vectors() {
+    use super::signed::{SignedClaims, mint_with_ephemeral};
+    let scalar = |label: &str| {
+        SecretKey::from_slice(&Sha256::digest(format!("relayapi signed vector 1 {label}"))).unwrap()
+    };
+    let (server, issuer, ephemeral) = (scalar("server"), scalar("issuer"), scalar("ephemeral"));
+    let claims = SignedClaims {
+        iss: "web-backend".into(),
+        id: hex::encode(&Sha256::digest(b"relayapi signed vector 1 id")[..16]),
+        key: "sk-test-signed-vector-0001".into(),
+        provider: "openai".into(),
+        upstream: None,
+        iat: 1_800_000_000,
+        exp: 1_800_000_900,
+        max_calls: Some(10),
+        models: vec!["gpt-4o-mini".into()],
+        origins: vec!["https://app.example.com".into()],
+        endpoints: vec![],
+        max_output_tokens: Some(512),
+    };
+    let token = mint_with_ephemeral(&ephemeral, &issuer, &server.public_key(), &claims).unwrap();
+    let ring = KeyRing::in_memory(vec![server.clone()]);
+    let blob = decode(token.expose()).unwrap();
+    let plaintext = crate::crypto::ecies::open(
+        ring.secret(&ring.active_kid()).unwrap(),
+        &blob[..9],
+        &blob[9..],
+    )
+    .unwrap();
+    println!("signed_vector: 1");
+    println!("server_private_key: {}", hex::encode(server.to_bytes()));
+    println!(
+        "server_public_key: {}",
+        hex::encode(ecies::compressed(&server.public_key()))
+    );
+    println!("issuer_private_key: {}", hex::encode(issuer.to_bytes()));
+    println!(
+        "issuer_public_key: {}",
+        hex::encode(ecies::compressed(&issuer.public_key()))
+    );
+    println!(
+        "ephemeral_private_key: {}",
+        hex::encode(ephemeral.to_bytes())
+    );
+    println!("claims: {}", serde_json::to_string(&claims).unwrap());
+    println!(
+        "signature: {}",
+        hex::encode(&plaintext[plaintext.len() - 64..])
+    );
+    println!("token: {}", token.expose());
 }

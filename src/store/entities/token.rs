@@ -33,6 +33,7 @@ pub struct Model {
     pub max_output_tokens: Option<i32>,
     pub max_total_tokens: Option<i64>,
     pub used_tokens: i64,
+    pub issuer: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
