@@ -114,7 +114,7 @@ pub enum Opened {
     /// v1: issued through the store, which holds its limits.
     Registered(TokenClaims),
     /// v2: minted by an issuer, carrying its limits; the signature is still to be checked.
-    Signed(signed::OpenedSigned),
+    Signed(Box<signed::OpenedSigned>),
 }
 
 /// Opens a token of any supported version.
@@ -131,7 +131,7 @@ pub fn open_any(ring: &KeyRing, token: &str) -> Result<Opened, TokenError> {
     if version == FORMAT_V1 {
         decode_plaintext(&plaintext).map(Opened::Registered)
     } else {
-        signed::decode(header, &plaintext).map(Opened::Signed)
+        signed::decode(header, &plaintext).map(|s| Opened::Signed(Box::new(s)))
     }
 }
 

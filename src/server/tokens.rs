@@ -113,7 +113,7 @@ impl TokenCache {
                 }
                 (claims, record)
             }
-            Opened::Signed(signed) => self.load_signed(presented, &fingerprint, signed).await?,
+            Opened::Signed(signed) => self.load_signed(presented, &fingerprint, *signed).await?,
         };
         let entry = Arc::new(ResolvedToken {
             claims,
