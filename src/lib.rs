@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod issuer;
 pub mod policy;
 pub mod providers;
+pub mod sdk;
 pub mod secret;
 pub mod server;
 pub mod service;

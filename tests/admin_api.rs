@@ -247,6 +247,44 @@ async fn tokens_through_the_admin_api() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_admin_client() {
+    use relayapi::sdk::{AdminClient, SdkError};
+    let env = TestEnv::sqlite();
+    let mock = MockUpstream::start().await;
+    let relay = TestRelay::start(&env, admin_config()).await;
+    let admin = AdminClient::new(&relay.url, SecretString::new(ADMIN)).unwrap();
+    assert!(!format!("{admin:?}").contains(ADMIN));
+    let issued = admin
+        .issue(&json!({"api_key": KEY, "upstream": mock.url, "max_calls": 2}))
+        .await
+        .unwrap();
+    let id = issued["id"].as_str().unwrap();
+    assert_eq!(admin.get(id).await.unwrap()["max_calls"], 2);
+    assert_eq!(
+        admin.update(id, &json!({"max_calls": 3})).await.unwrap()["max_calls"],
+        3
+    );
+    assert_eq!(
+        admin.list(false).await.unwrap().as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(admin.revoke(id).await.unwrap()["status"], "revoked");
+    assert!(admin.usage("by=day").await.unwrap().is_array());
+    match admin.issue(&json!({"api_key": KEY, "rpm": 0})).await {
+        Err(SdkError::Admin {
+            status: 400, param, ..
+        }) => assert_eq!(param.as_deref(), Some("rpm")),
+        other => panic!("expected a 400, got {other:?}"),
+    }
+    let wrong = AdminClient::new(&relay.url, SecretString::new("nope")).unwrap();
+    assert!(matches!(
+        wrong.list(true).await,
+        Err(SdkError::Admin { status: 401, .. })
+    ));
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_secret_there_is_no_admin_api() {
     let env = TestEnv::sqlite();
     let (_, _token) = issue_async(&env, KEY, &["--upstream", "http://127.0.0.1:9"]).await;

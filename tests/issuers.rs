@@ -260,6 +260,28 @@ async fn caps_signatures_and_revocation_are_enforced() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_issuer_api_mints_accepted_tokens() {
+    use p256::pkcs8::{EncodePrivateKey, LineEnding};
+    use relayapi::sdk::{Issuer, MintOptions};
+    let s = setup(&[]).await;
+    let relay = TestRelay::start(&s.env, ServeConfig::default()).await;
+    let pem = s.issuer_key.to_pkcs8_pem(LineEnding::LF).unwrap();
+    let relay_hex = hex::encode(relayapi::crypto::ecies::compressed(&s.relay_public));
+    let issuer = Issuer::new("web", &pem, &relay_hex).unwrap();
+    let options = MintOptions {
+        upstream: Some(s.mock.url.clone()),
+        max_calls: Some(1),
+        origins: vec!["https://app.example.com".into()],
+        ..MintOptions::default()
+    };
+    let token = issuer.mint(KEY, &options).unwrap();
+    assert_eq!(call(&relay, token.expose()).await.0, 200);
+    assert_eq!(call(&relay, token.expose()).await.1, "calls_exhausted");
+    assert!(Issuer::new("web", "not a key", &relay_hex).is_err());
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_token_is_counted_exactly_under_concurrency() {
     let s = setup(&[]).await;
     let relay = TestRelay::start(&s.env, ServeConfig::default()).await;
