@@ -139,40 +139,48 @@ fn percent_decode(s: &str) -> String {
 /// The upstream URL: base (which may carry a path prefix) + path + the client's query
 /// without token parameters, plus the key when the provider takes it in the query.
 pub fn upstream_url(
-    base: &str,
+    base: &reqwest::Url,
     path: &str,
     query: Option<&str>,
     auth: &AuthStyle,
     api_key: &SecretString,
-) -> Result<reqwest::Url, url::ParseError> {
-    let mut url = reqwest::Url::parse(&format!("{}{}", base.trim_end_matches('/'), path))?;
-    let kept: Vec<(String, String)> = query
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .filter(|(k, _)| k != TOKEN_QUERY_PARAM)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
+) -> reqwest::Url {
+    let mut url = base.clone();
+    url.set_path(&format!("{}{path}", base.path().trim_end_matches('/')));
     let key_param = match auth {
         AuthStyle::Query(name) => Some(name.as_ref()),
         _ => None,
     };
-    if kept.is_empty() && key_param.is_none() {
-        url.set_query(None);
-    } else {
-        let mut pairs = url.query_pairs_mut();
-        pairs.clear();
-        for (k, v) in &kept {
-            if Some(k.as_str()) != key_param {
-                pairs.append_pair(k, v);
+    let carries_token = |q: &str| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .any(|(k, _)| k == TOKEN_QUERY_PARAM || Some(k.as_ref()) == key_param)
+    };
+    match query {
+        // The common case: nothing to remove or add, the query passes as sent.
+        Some(q) if key_param.is_none() && !carries_token(q) => url.set_query(Some(q)),
+        None if key_param.is_none() => url.set_query(None),
+        _ => {
+            let kept: Vec<(String, String)> = query
+                .map(|q| {
+                    url::form_urlencoded::parse(q.as_bytes())
+                        .filter(|(k, _)| k != TOKEN_QUERY_PARAM && Some(k.as_ref()) != key_param)
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            url.set_query(None);
+            if !kept.is_empty() || key_param.is_some() {
+                let mut pairs = url.query_pairs_mut();
+                for (k, v) in &kept {
+                    pairs.append_pair(k, v);
+                }
+                if let Some(name) = key_param {
+                    pairs.append_pair(name, api_key.expose());
+                }
             }
         }
-        if let Some(name) = key_param {
-            pairs.append_pair(name, api_key.expose());
-        }
     }
-    Ok(url)
+    url
 }
 
 /// The headers sent upstream: the client's, minus token carriers and hop-by-hop headers,
@@ -332,26 +340,42 @@ mod tests {
     #[test]
     fn urls_keep_the_base_prefix_and_drop_the_token() {
         let key = SecretString::new("sk-real");
+        let base = |s: &str| reqwest::Url::parse(s).unwrap();
+        let bearer = AuthStyle::Bearer;
         let url = upstream_url(
-            "http://h:1/prefix",
+            &base("http://h:1/prefix"),
             "/v1/x",
             Some("a=1&key=rly_t&b=2"),
-            &AuthStyle::Bearer,
+            &bearer,
             &key,
-        )
-        .unwrap();
+        );
         assert_eq!(url.as_str(), "http://h:1/prefix/v1/x?a=1&b=2");
         let url = upstream_url(
-            "http://h:1",
+            &base("http://h:1/prefix/"),
+            "/v1/x",
+            Some("a=%20b"),
+            &bearer,
+            &key,
+        );
+        assert_eq!(url.as_str(), "http://h:1/prefix/v1/x?a=%20b");
+        let url = upstream_url(
+            &base("http://h:1"),
             "/v1/x",
             Some("key=rly_t"),
-            &AuthStyle::Bearer,
+            &bearer,
             &key,
-        )
-        .unwrap();
+        );
         assert_eq!(url.as_str(), "http://h:1/v1/x");
+        let url = upstream_url(&base("http://h:1"), "/v1/a%20b:gen", None, &bearer, &key);
+        assert_eq!(url.as_str(), "http://h:1/v1/a%20b:gen");
         let q = "query:key".parse::<AuthStyle>().unwrap();
-        let url = upstream_url("http://h:1", "/m", Some("key=rly_t&alt=sse"), &q, &key).unwrap();
+        let url = upstream_url(
+            &base("http://h:1"),
+            "/m",
+            Some("key=rly_t&alt=sse"),
+            &q,
+            &key,
+        );
         assert_eq!(url.as_str(), "http://h:1/m?alt=sse&key=sk-real");
     }
 

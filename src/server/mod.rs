@@ -7,6 +7,7 @@ pub mod counter;
 pub mod errors;
 pub mod forward;
 pub mod limits;
+pub mod listener;
 pub mod metrics;
 mod proxy;
 pub mod tokens;
@@ -174,14 +175,14 @@ pub fn routes(
         .and(warp::path::full())
         .and(query)
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(warp::ext::optional::<listener::PeerAddr>())
         .and(warp::body::stream())
         .then(
             move |method: Method,
                   path: warp::path::FullPath,
                   query: Option<String>,
                   headers: HeaderMap,
-                  peer: Option<std::net::SocketAddr>,
+                  peer: Option<listener::PeerAddr>,
                   body| {
                 let state = state.clone();
                 let incoming = proxy::Incoming {
@@ -189,7 +190,7 @@ pub fn routes(
                     path: path.as_str().to_string(),
                     query,
                     headers,
-                    peer,
+                    peer: peer.map(|p| p.0),
                 };
                 async move { proxy::handle(state, incoming, Box::pin(body)).await }
             },
@@ -223,17 +224,19 @@ pub fn metrics_filter(
     })
 }
 
+async fn not_found(_: warp::Rejection) -> Result<Response, std::convert::Infallible> {
+    Ok(ApiError::NotFound.into_response())
+}
+
 /// Serves only `/metrics` on its own listener (`--metrics-listen`), until `shutdown`.
 pub async fn run_metrics(
     state: Arc<AppState>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(metrics_filter(state))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    let grace = state.config.grace_period;
+    let routes = metrics_filter(state).recover(not_found).unify();
+    listener::serve(routes, listener, shutdown, grace).await;
 }
 
 /// Serves only the admin API on its own listener (`--admin-listen`), until `shutdown`.
@@ -243,14 +246,9 @@ pub async fn run_admin(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let routes = admin::routes(state, secret).recover(|_| async {
-        Ok::<_, std::convert::Infallible>(ApiError::NotFound.into_response())
-    });
-    warp::serve(routes)
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    let grace = state.config.grace_period;
+    let routes = admin::routes(state, secret).recover(not_found).unify();
+    listener::serve(routes, listener, shutdown, grace).await;
 }
 
 /// Serves on `listener` until `shutdown` resolves, then lets in-flight requests finish for
@@ -261,27 +259,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let flusher = state.counter.spawn_flusher();
+    let maintenance = state.store.spawn_maintenance();
     let grace = state.config.grace_period;
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        let _ = stopping_tx.send(());
-    };
-    let server = warp::serve(routes(state.clone()))
-        .incoming(listener)
-        .graceful(signal)
-        .run();
-    tokio::pin!(server);
-    tokio::select! {
-        _ = &mut server => {}
-        _ = async {
-            let _ = stopping_rx.await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!(grace_s = grace.as_secs_f64(), "grace period over; closing the remaining connections");
-        }
+    if !listener::serve(routes(state.clone()), listener, shutdown, grace).await {
+        tracing::warn!(
+            grace_s = grace.as_secs_f64(),
+            "grace period over; closing the remaining connections"
+        );
     }
     flusher.abort();
+    maintenance.abort();
     if let Err(e) = state.counter.flush().await {
         tracing::error!(error = %e, "could not write the last call counts");
     }

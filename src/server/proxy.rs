@@ -134,12 +134,21 @@ fn prepare_body(
             return Err(ApiError::ModelUnreadable);
         }
     }
-    let mut changed = false;
+    let chat_stream = info.stream
+        && provider.stream_usage_option
+        && matches!(provider.family, Family::OpenAi | Family::Azure)
+        && incoming.path.ends_with("/chat/completions");
     let mut hide_usage = false;
-    if let Some(json) = info.json.as_mut() {
+    let mut rewritten = None;
+    // The full JSON tree is built only when the body is to be rewritten.
+    if info.is_object
+        && (policy.max_output_tokens.is_some() || chat_stream)
+        && let Some(mut json) = RequestInfo::object(&body)
+    {
+        let mut changed = false;
         if let Some(cap) = policy.max_output_tokens {
             changed |= extract::cap_output_tokens(
-                json,
+                &mut json,
                 provider.family,
                 provider.name,
                 &incoming.path,
@@ -147,20 +156,18 @@ fn prepare_body(
             )
             .map_err(|_| ApiError::BadOutputTokens)?;
         }
-        let chat_stream = info.stream
-            && provider.stream_usage_option
-            && matches!(provider.family, Family::OpenAi | Family::Azure)
-            && incoming.path.ends_with("/chat/completions");
         if chat_stream {
-            hide_usage = extract::request_stream_usage(json);
+            hide_usage = extract::request_stream_usage(&mut json);
             changed |= hide_usage;
+        }
+        if changed {
+            rewritten = Some(Bytes::from(
+                serde_json::to_vec(&json).expect("JSON re-serializes"),
+            ));
         }
     }
     let model = path_model.or(info.model.take());
-    let body = match (changed, info.json) {
-        (true, Some(json)) => Bytes::from(serde_json::to_vec(&json).expect("JSON re-serializes")),
-        _ => body,
-    };
+    let body = rewritten.unwrap_or(body);
     Ok((body, model, stream, hide_usage))
 }
 
@@ -211,14 +218,17 @@ where
         None => provider.auth.clone(),
     };
     let api_key = &resolved.claims.api_key;
+    let Some(base_url) = resolved.base_url(base) else {
+        tracing::error!(token_id = %id, "invalid upstream URL in store");
+        return Err(refuse(ApiError::UpstreamUnreachable));
+    };
     let url = forward::upstream_url(
-        base,
+        base_url,
         &incoming.path,
         incoming.query.as_deref(),
         &auth,
         api_key,
-    )
-    .map_err(|_| refuse(ApiError::InvalidPath))?;
+    );
     let headers =
         forward::upstream_headers(&incoming.headers, &auth, api_key, provider.default_headers)
             .map_err(|_| {

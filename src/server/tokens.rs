@@ -33,6 +33,8 @@ pub struct ResolvedToken {
     /// usage writer or the next refresh.
     base_used_tokens: i64,
     recorded_here: AtomicI64,
+    /// The upstream base URL, parsed once (host parsing is costly per request).
+    base_url: std::sync::OnceLock<Option<reqwest::Url>>,
 }
 
 #[derive(Clone)]
@@ -45,6 +47,12 @@ struct Snapshot {
 impl ResolvedToken {
     pub fn record(&self) -> Arc<TokenRecord> {
         self.snapshot.lock().expect("snapshot lock").record.clone()
+    }
+
+    pub fn base_url(&self, base: &str) -> Option<&reqwest::Url> {
+        self.base_url
+            .get_or_init(|| reqwest::Url::parse(base).ok())
+            .as_ref()
     }
 
     /// Counts tokens this process recorded for the token.
@@ -119,6 +127,7 @@ impl TokenCache {
             claims,
             base_used_tokens: record.used_tokens,
             recorded_here: AtomicI64::new(0),
+            base_url: std::sync::OnceLock::new(),
             snapshot: Mutex::new(Snapshot {
                 record: Arc::new(record),
                 fetched: Instant::now(),

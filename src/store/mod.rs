@@ -151,3 +151,28 @@ impl Store {
         let _ = self.db.close().await;
     }
 }
+
+impl Store {
+    /// SQLite: checkpoints the write-ahead log every few seconds. With a relay reading and
+    /// writing all the time, SQLite's own checkpoints never find a moment to restart the
+    /// log, which then grows without bound (and slows every read).
+    pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
+        let db = self.db.clone();
+        tokio::spawn(async move {
+            if db.get_database_backend() != DbBackend::Sqlite {
+                return;
+            }
+            let mut tick = tokio::time::interval(WAL_CHECKPOINT_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let sql = "PRAGMA wal_checkpoint(TRUNCATE)";
+                if let Err(e) = db.execute_unprepared(sql).await {
+                    tracing::debug!(error = %e, "WAL checkpoint did not run");
+                }
+            }
+        })
+    }
+}
+
+const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);

@@ -1,6 +1,7 @@
 //! Reading what a call asked for and what it used, from JSON bodies and SSE streams.
 
 use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::providers::Family;
@@ -30,57 +31,131 @@ impl Tally {
     /// Anthropic's `usage` (also inside `message_start`'s `message`), Gemini's
     /// `usageMetadata`. Later reports replace earlier ones field by field, which fits all
     /// three (Anthropic and Gemini report cumulative counts).
-    pub fn absorb(&mut self, doc: &Value) {
-        for usage in [
-            doc.get("usage"),
-            doc.get("message").and_then(|m| m.get("usage")),
-            doc.get("response").and_then(|r| r.get("usage")),
-            doc.get("usageMetadata"),
+    fn absorb(&mut self, doc: &UsageDoc) {
+        for counts in [
+            doc.usage.as_ref(),
+            nested(&doc.message),
+            nested(&doc.response),
+            doc.usage_metadata.as_ref(),
         ]
         .into_iter()
         .flatten()
         {
-            let field = |names: &[&str]| names.iter().find_map(|n| usage.get(*n)?.as_i64());
-            if let Some(p) = field(&["prompt_tokens", "input_tokens", "promptTokenCount"]) {
+            if let Some(p) = counts
+                .prompt_tokens
+                .or(counts.input_tokens)
+                .or(counts.prompt_token_count)
+            {
                 self.prompt = Some(p);
             }
-            if let Some(c) = field(&["completion_tokens", "output_tokens", "candidatesTokenCount"])
+            if let Some(c) = counts
+                .completion_tokens
+                .or(counts.output_tokens)
+                .or(counts.candidates_token_count)
             {
                 self.completion = Some(c);
             }
-            if let Some(t) = field(&["total_tokens", "totalTokenCount"]) {
+            if let Some(t) = counts.total_tokens.or(counts.total_token_count) {
                 self.total = Some(t);
             }
         }
     }
 }
 
-/// What the relay needs to know about a request body.
+fn nested(field: &Option<Lenient<Nested>>) -> Option<&Counts> {
+    match field {
+        Some(Lenient::Parsed(n)) => n.usage.as_ref(),
+        _ => None,
+    }
+}
+
+/// The token counts of any of the three report styles.
+#[derive(Deserialize)]
+struct Counts {
+    prompt_tokens: Option<i64>,
+    input_tokens: Option<i64>,
+    #[serde(rename = "promptTokenCount")]
+    prompt_token_count: Option<i64>,
+    completion_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+    #[serde(rename = "candidatesTokenCount")]
+    candidates_token_count: Option<i64>,
+    total_tokens: Option<i64>,
+    #[serde(rename = "totalTokenCount")]
+    total_token_count: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct Nested {
+    usage: Option<Counts>,
+}
+
+/// A field that may hold something else than expected (a string `message`, say): ignored
+/// then, instead of failing the whole document.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Lenient<T> {
+    Parsed(T),
+    Other(serde::de::IgnoredAny),
+}
+
+/// The parts of a response document that carry usage; everything else is skipped unparsed.
+#[derive(Deserialize)]
+struct UsageDoc {
+    usage: Option<Counts>,
+    message: Option<Lenient<Nested>>,
+    response: Option<Lenient<Nested>>,
+    #[serde(rename = "usageMetadata")]
+    usage_metadata: Option<Counts>,
+    choices: Option<Lenient<Vec<serde::de::IgnoredAny>>>,
+}
+
+impl UsageDoc {
+    /// OpenAI's usage-only stream chunk: `choices: []` and a `usage` object.
+    fn is_usage_only(&self) -> bool {
+        matches!(&self.choices, Some(Lenient::Parsed(c)) if c.is_empty()) && self.usage.is_some()
+    }
+}
+
+/// What the relay needs to know about a request body. Read with a typed, borrowing parse
+/// that skips everything else: a full `Value` is built only when the body is rewritten.
 #[derive(Debug, Default)]
 pub struct RequestInfo {
-    /// The parsed JSON body, when it is a JSON object.
-    pub json: Option<serde_json::Map<String, Value>>,
+    /// The body is a JSON object.
+    pub is_object: bool,
     pub model: Option<String>,
     pub stream: bool,
 }
 
+#[derive(Deserialize)]
+struct Peek<'a> {
+    #[serde(default, borrow)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    stream: Option<bool>,
+}
+
 impl RequestInfo {
     pub fn parse(body: &[u8]) -> Self {
-        let trimmed = body.trim_ascii_start();
-        if !trimmed.starts_with(b"{") {
+        if !body.trim_ascii_start().starts_with(b"{") {
             return Self::default();
         }
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(map)) => {
-                let model = map.get("model").and_then(Value::as_str).map(str::to_string);
-                let stream = map.get("stream").and_then(Value::as_bool).unwrap_or(false);
-                RequestInfo {
-                    json: Some(map),
-                    model,
-                    stream,
-                }
-            }
-            _ => Self::default(),
+        match serde_json::from_slice::<Peek>(body) {
+            Ok(peek) => RequestInfo {
+                is_object: true,
+                model: peek.model.map(|m| m.into_owned()),
+                stream: peek.stream.unwrap_or(false),
+            },
+            // Not an object, or `model`/`stream` of another type: treated as unreadable.
+            Err(_) => Self::default(),
+        }
+    }
+
+    /// The body as a JSON object, for rewriting.
+    pub fn object(body: &[u8]) -> Option<serde_json::Map<String, Value>> {
+        match serde_json::from_slice(body) {
+            Ok(Value::Object(map)) => Some(map),
+            _ => None,
         }
     }
 }
@@ -180,7 +255,7 @@ pub fn request_stream_usage(body: &mut serde_json::Map<String, Value>) -> bool {
 /// Usage from a whole JSON response body.
 pub fn json_usage(body: &[u8]) -> Tally {
     let mut tally = Tally::default();
-    if let Ok(doc) = serde_json::from_slice::<Value>(body) {
+    if let Ok(doc) = serde_json::from_slice::<UsageDoc>(body) {
         tally.absorb(&doc);
     }
     tally
@@ -253,11 +328,7 @@ impl SseScanner {
         for line in event.split(|&b| b == b'\n') {
             if let Some(doc) = data_payload(line).and_then(usage_doc) {
                 self.tally.absorb(&doc);
-                let no_choices = doc
-                    .get("choices")
-                    .and_then(Value::as_array)
-                    .is_some_and(|c| c.is_empty());
-                hide |= no_choices && doc.get("usage").is_some_and(|u| !u.is_null());
+                hide |= doc.is_usage_only();
             }
         }
         hide
@@ -285,7 +356,7 @@ fn data_payload(line: &[u8]) -> Option<&[u8]> {
 }
 
 /// Parses an event's data only when it can carry usage (a cheap check first).
-fn usage_doc(data: &[u8]) -> Option<Value> {
+fn usage_doc(data: &[u8]) -> Option<UsageDoc> {
     let mentions = |needle: &[u8]| data.windows(needle.len()).any(|w| w == needle);
     if !(mentions(b"\"usage\"") || mentions(b"\"usageMetadata\"")) {
         return None;

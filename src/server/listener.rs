@@ -1,0 +1,88 @@
+//! Accepting connections: our own loop over hyper (rather than `warp::serve`) so that each
+//! socket gets TCP_NODELAY (small SSE writes must not wait for the peer's delayed ACK), the
+//! client's address travels with the request, a slow client cannot hold a connection
+//! forever while sending headers, and a stop drains in-flight requests for a bounded time.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use tower_service::Service;
+use warp::Filter;
+use warp::reply::Response;
+
+/// The client's address, in each request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// Longest time a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `filter` on `listener` until `shutdown`; then stops accepting and gives open
+/// connections up to `grace` to finish. Returns whether they all finished in time.
+pub async fn serve<F>(
+    filter: F,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> bool
+where
+    F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
+{
+    let service = warp::service(filter);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = service.clone();
+        let per_request =
+            hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                request.extensions_mut().insert(PeerAddr(peer));
+                let mut service = service.clone();
+                async move {
+                    Ok::<_, Infallible>(
+                        service
+                            .call(request)
+                            .await
+                            .unwrap_or_else(|never| match never {}),
+                    )
+                }
+            });
+        let mut builder = Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), per_request)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => true,
+        _ = tokio::time::sleep(grace) => false,
+    }
+}
