@@ -134,6 +134,7 @@ test('minted tokens are accepted and counted by the relay', { skip: !haveBinary 
   } finally {
     await stop(relay);
     up.close();
+    fs.rmSync(data, { recursive: true, force: true });
   }
 });
 
@@ -156,5 +157,6 @@ test('admin client round trip', { skip: !haveBinary && `no relayapi binary at ${
   } finally {
     await stop(relay);
     up.close();
+    fs.rmSync(data, { recursive: true, force: true });
   }
 });
