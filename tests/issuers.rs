@@ -291,32 +291,18 @@ async fn a_signed_token_is_counted_exactly_under_concurrency() {
         .unwrap()
         .expose()
         .to_string();
-    let client = http();
-    let mut tasks = Vec::new();
-    for _ in 0..60 {
-        let (client, url, token) = (client.clone(), relay.url.clone(), token.clone());
-        tasks.push(tokio::spawn(async move {
-            client
-                .post(format!("{url}/v1/chat/completions"))
-                .bearer_auth(token)
-                .header("origin", "https://app.example.com")
-                .body("{}")
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
-    }
-    let mut ok = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            200 => ok += 1,
-            429 => {}
-            other => panic!("status {other}"),
-        }
-    }
-    assert_eq!(ok, 10);
+    let statuses = common::concurrent_statuses(
+        std::slice::from_ref(&relay.url),
+        &token,
+        60,
+        Some("https://app.example.com"),
+    )
+    .await;
+    assert_eq!(
+        (statuses.get(&200), statuses.get(&429)),
+        (Some(&10), Some(&50)),
+        "{statuses:?}"
+    );
     assert_eq!(s.mock.count(), 10);
     relay.stop().await;
 }

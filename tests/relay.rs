@@ -278,32 +278,14 @@ async fn a_client_that_disconnects_cancels_the_upstream_request() {
 async fn at_most_max_calls_are_forwarded_under_concurrency() {
     let (env, mock, id, token) = setup(&["--max-calls", "50"]).await;
     let relay = TestRelay::start(&env, ServeConfig::default()).await;
-    let client = http();
-    let mut tasks = Vec::new();
-    for _ in 0..200 {
-        let (client, url, token) = (client.clone(), relay.url.clone(), token.clone());
-        tasks.push(tokio::spawn(async move {
-            client
-                .post(format!("{url}/v1/chat/completions"))
-                .bearer_auth(token)
-                .body("{}")
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
-    }
-    let mut ok = 0;
-    let mut exhausted = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            200 => ok += 1,
-            429 => exhausted += 1,
-            other => panic!("unexpected status {other}"),
-        }
-    }
-    assert_eq!((ok, exhausted), (50, 150));
+    let statuses =
+        common::concurrent_statuses(std::slice::from_ref(&relay.url), &token, 200, None).await;
+    assert_eq!(
+        (statuses.get(&200), statuses.get(&429)),
+        (Some(&50), Some(&150)),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.len(), 2, "unexpected statuses: {statuses:?}");
     assert_eq!(
         mock.count(),
         50,

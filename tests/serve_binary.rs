@@ -91,31 +91,8 @@ async fn two_processes_on_postgres_forward_exactly_max_calls() {
     let (id, token) = issue_async(&env, KEY, &["--upstream", &mock.url, "--max-calls", "50"]).await;
     let a = ServeProcess::spawn(&env, &[]);
     let b = ServeProcess::spawn(&env, &[]);
-    let client = http();
-    let mut tasks = Vec::new();
-    for i in 0..200 {
-        let url = if i % 2 == 0 {
-            a.url.clone()
-        } else {
-            b.url.clone()
-        };
-        let (client, token) = (client.clone(), token.clone());
-        tasks.push(tokio::spawn(async move {
-            client
-                .post(format!("{url}/v1/chat/completions"))
-                .bearer_auth(token)
-                .body("{}")
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
-    }
-    let mut statuses = std::collections::HashMap::new();
-    for t in tasks {
-        *statuses.entry(t.await.unwrap()).or_insert(0) += 1;
-    }
+    let statuses =
+        common::concurrent_statuses(&[a.url.clone(), b.url.clone()], &token, 200, None).await;
     assert_eq!(statuses.get(&200), Some(&50), "{statuses:?}");
     assert_eq!(statuses.get(&429), Some(&150), "{statuses:?}");
     assert_eq!(mock.count(), 50);

@@ -120,27 +120,7 @@ impl Store {
         new: &NewToken,
         issuer: &str,
     ) -> Result<TokenRecord, StoreError> {
-        let mut active = token::ActiveModel {
-            id: Set(new.id.clone()),
-            name: Set(new.name.clone()),
-            provider: Set(new.provider.clone()),
-            upstream: Set(new.upstream.clone()),
-            auth: Set(new.auth.clone()),
-            fingerprint: Set(new.fingerprint.clone()),
-            kid: Set(new.kid.clone()),
-            key_hint: Set(new.key_hint.clone()),
-            max_calls: Set(new.max_calls),
-            used_calls: Set(0),
-            expires_at: Set(new.expires_at),
-            revoked_at: Set(None),
-            created_at: Set(Utc::now()),
-            last_used_at: Set(None),
-            max_total_tokens: Set(new.max_total_tokens),
-            used_tokens: Set(0),
-            issuer: Set(Some(issuer.to_string())),
-            ..Default::default()
-        };
-        super::tokens::set_policy(&mut active, &new.policy);
+        let active = super::tokens::new_row(new, Some(issuer));
         Tokens::insert(active)
             .on_conflict(OnConflict::new().do_nothing().to_owned())
             .exec_without_returning(&self.db)
@@ -156,26 +136,22 @@ impl Store {
         issuer: &str,
         at: DateTime<Utc>,
     ) -> Result<TokenRecord, StoreError> {
-        let active = token::ActiveModel {
-            id: Set(id.to_string()),
-            name: Set(None),
-            provider: Set("-".into()),
-            upstream: Set(None),
-            auth: Set(None),
-            fingerprint: Set(unused_fingerprint(id)),
-            kid: Set(String::new()),
-            key_hint: Set("…".into()),
-            max_calls: Set(None),
-            used_calls: Set(0),
-            expires_at: Set(None),
-            revoked_at: Set(Some(at)),
-            created_at: Set(at),
-            last_used_at: Set(None),
-            max_total_tokens: Set(None),
-            used_tokens: Set(0),
-            issuer: Set(Some(issuer.to_string())),
-            ..Default::default()
+        let placeholder = NewToken {
+            id: id.to_string(),
+            name: None,
+            provider: "-".into(),
+            upstream: None,
+            auth: None,
+            fingerprint: unused_fingerprint(id),
+            kid: String::new(),
+            key_hint: "…".into(),
+            max_calls: None,
+            expires_at: None,
+            max_total_tokens: None,
+            policy: Default::default(),
         };
+        let mut active = super::tokens::new_row(&placeholder, Some(issuer));
+        active.revoked_at = Set(Some(at));
         Tokens::insert(active)
             .on_conflict(OnConflict::new().do_nothing().to_owned())
             .exec_without_returning(&self.db)

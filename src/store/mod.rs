@@ -59,6 +59,7 @@ pub struct MigrationState {
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    url: std::sync::Arc<str>,
 }
 
 impl std::fmt::Debug for Store {
@@ -93,7 +94,10 @@ impl Store {
             options.max_connections(32);
         }
         let db = Database::connect(options).await?;
-        let store = Store { db };
+        let store = Store {
+            db,
+            url: url.into(),
+        };
         if migrations == Migrations::Apply {
             store.migrate().await?;
         }
@@ -154,20 +158,37 @@ impl Store {
 
 impl Store {
     /// SQLite: checkpoints the write-ahead log every few seconds. With a relay reading and
-    /// writing all the time, SQLite's own checkpoints never find a moment to restart the
-    /// log, which then grows without bound (and slows every read).
+    /// writing all the time, SQLite's own checkpoints may never find a moment to restart the
+    /// log, which then grows without bound (and slows every read). The checkpoint runs on a
+    /// connection of its own with a short busy timeout, so that it can hold writers back
+    /// for at most that long; when readers are in the way it simply tries again later.
     pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
-        let db = self.db.clone();
+        let url = self.url.clone();
+        let sqlite = self.db.get_database_backend() == DbBackend::Sqlite;
         tokio::spawn(async move {
-            if db.get_database_backend() != DbBackend::Sqlite {
+            if !sqlite {
                 return;
             }
+            let mut options = ConnectOptions::new(url.to_string());
+            options
+                .max_connections(1)
+                .sqlx_logging(false)
+                .map_sqlx_sqlite_opts(|o| o.busy_timeout(CHECKPOINT_BUSY_TIMEOUT));
+            let db = match Database::connect(options).await {
+                Ok(db) => db,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no WAL maintenance connection");
+                    return;
+                }
+            };
             let mut tick = tokio::time::interval(WAL_CHECKPOINT_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let sql = "PRAGMA wal_checkpoint(TRUNCATE)";
-                if let Err(e) = db.execute_unprepared(sql).await {
+                if let Err(e) = db
+                    .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .await
+                {
                     tracing::debug!(error = %e, "WAL checkpoint did not run");
                 }
             }
@@ -176,3 +197,4 @@ impl Store {
 }
 
 const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+const CHECKPOINT_BUSY_TIMEOUT: Duration = Duration::from_millis(200);

@@ -166,7 +166,7 @@ impl TryFrom<token::Model> for TokenRecord {
     }
 }
 
-pub(super) fn set_policy(active: &mut token::ActiveModel, policy: &Policy) {
+fn set_policy(active: &mut token::ActiveModel, policy: &Policy) {
     active.allowed_models = Set(json_list(&policy.models));
     active.allowed_origins = Set(json_list(&policy.origins));
     active.allowed_ips = Set(json_list(&policy.ips));
@@ -177,30 +177,35 @@ pub(super) fn set_policy(active: &mut token::ActiveModel, policy: &Policy) {
     active.max_output_tokens = Set(clamp(policy.max_output_tokens));
 }
 
+/// The row of a new token, unused; `issuer` for signed tokens.
+pub(super) fn new_row(new: &NewToken, issuer: Option<&str>) -> token::ActiveModel {
+    let mut active = token::ActiveModel {
+        id: Set(new.id.clone()),
+        name: Set(new.name.clone()),
+        provider: Set(new.provider.clone()),
+        upstream: Set(new.upstream.clone()),
+        auth: Set(new.auth.clone()),
+        fingerprint: Set(new.fingerprint.clone()),
+        kid: Set(new.kid.clone()),
+        key_hint: Set(new.key_hint.clone()),
+        max_calls: Set(new.max_calls),
+        used_calls: Set(0),
+        expires_at: Set(new.expires_at),
+        revoked_at: Set(None),
+        created_at: Set(Utc::now()),
+        last_used_at: Set(None),
+        max_total_tokens: Set(new.max_total_tokens),
+        used_tokens: Set(0),
+        issuer: Set(issuer.map(str::to_string)),
+        ..Default::default()
+    };
+    set_policy(&mut active, &new.policy);
+    active
+}
+
 impl Store {
     pub async fn insert_token(&self, new: &NewToken) -> Result<TokenRecord, StoreError> {
-        let mut active = token::ActiveModel {
-            id: Set(new.id.clone()),
-            name: Set(new.name.clone()),
-            provider: Set(new.provider.clone()),
-            upstream: Set(new.upstream.clone()),
-            auth: Set(new.auth.clone()),
-            fingerprint: Set(new.fingerprint.clone()),
-            kid: Set(new.kid.clone()),
-            key_hint: Set(new.key_hint.clone()),
-            max_calls: Set(new.max_calls),
-            used_calls: Set(0),
-            expires_at: Set(new.expires_at),
-            revoked_at: Set(None),
-            created_at: Set(Utc::now()),
-            last_used_at: Set(None),
-            max_total_tokens: Set(new.max_total_tokens),
-            used_tokens: Set(0),
-            issuer: Set(None),
-            ..Default::default()
-        };
-        set_policy(&mut active, &new.policy);
-        active.insert(&self.db).await?.try_into()
+        new_row(new, None).insert(&self.db).await?.try_into()
     }
 
     /// All tokens, newest first.

@@ -470,3 +470,30 @@ pub async fn usage_of(env: &TestEnv, token_id: &str, calls: i64) -> relayapi::st
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Sends `n` chat requests at once, to `urls` in turn, and counts the answers by status.
+pub async fn concurrent_statuses(
+    urls: &[String],
+    token: &str,
+    n: usize,
+    origin: Option<&str>,
+) -> std::collections::HashMap<u16, usize> {
+    let client = http();
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let mut request = client
+                .post(format!("{}/v1/chat/completions", urls[i % urls.len()]))
+                .bearer_auth(token)
+                .body("{}");
+            if let Some(origin) = origin {
+                request = request.header("origin", origin);
+            }
+            tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    let mut statuses = std::collections::HashMap::new();
+    for task in tasks {
+        *statuses.entry(task.await.unwrap()).or_insert(0) += 1;
+    }
+    statuses
+}
