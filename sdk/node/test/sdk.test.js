@@ -93,7 +93,8 @@ function startRelay(dataDir, args = [], env = {}) {
     const timer = setTimeout(() => reject(new Error('relayapi serve did not start')), 30000);
     proc.stderr.on('data', (chunk) => {
       buffer += chunk;
-      const m = buffer.match(/relayapi listening on (\S+)/);
+      // A whole line only: stderr may arrive cut in the middle of the address.
+      const m = buffer.match(/relayapi listening on (\S+)\r?\n/);
       if (m) { clearTimeout(timer); resolve({ url: m[1], proc }); }
     });
     proc.on('exit', (code) => reject(new Error(`relayapi serve exited ${code}`)));
