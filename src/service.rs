@@ -12,7 +12,7 @@ use crate::store::{
     NewToken, Store, StoreError, TokenRecord, TokenStatus, TokenUpdate, UsageFilter, UsageGroup,
     UsageRow,
 };
-use crate::token::{self, TokenClaims, TokenError, TokenId};
+use crate::token::{self, TokenClaims, TokenId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -244,10 +244,8 @@ pub async fn issue(
         id,
         api_key: api_key.clone(),
     };
-    let sealed = token::seal(&ring.active_public(), &claims).map_err(|e| match e {
-        TokenError::BadApiKey => ServiceError::invalid("api_key", e),
-        other => ServiceError::invalid("api_key", other),
-    })?;
+    let sealed = token::seal(&ring.active_public(), &claims)
+        .map_err(|e| ServiceError::invalid("api_key", e))?;
     let record = store
         .insert_token(&NewToken {
             id: id.to_string(),

@@ -180,7 +180,8 @@ impl ListArgs {
                 .caps
                 .required
                 .iter()
-                .map(|r| format!("{r:?}").to_lowercase())
+                .filter_map(clap::ValueEnum::to_possible_value)
+                .map(|v| v.get_name().to_string())
                 .collect();
             t.add_row(vec![
                 i.name.clone(),

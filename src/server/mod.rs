@@ -135,14 +135,7 @@ pub fn routes(
                 }
             }
         });
-    let metrics_enabled = state.config.metrics_route;
-    let metrics_route = metrics_filter(state.clone()).and_then(move |reply: Response| async move {
-        if metrics_enabled {
-            Ok(reply)
-        } else {
-            Err(warp::reject::not_found())
-        }
-    });
+    let metrics_route = enabled_only(state.config.metrics_route).and(metrics_filter(state.clone()));
     // Without a secret (or when it has its own listener) the admin filter refuses every
     // request, so `/admin/...` reaches the relay like any path and is refused there.
     let admin_secret = state
@@ -150,20 +143,10 @@ pub fn routes(
         .admin_secret
         .clone()
         .filter(|_| state.config.admin_route);
-    let admin_enabled = admin_secret.is_some();
-    let admin = warp::any()
-        .and_then(move || async move {
-            if admin_enabled {
-                Ok(())
-            } else {
-                Err(warp::reject::not_found())
-            }
-        })
-        .untuple_one()
-        .and(admin::routes(
-            state.clone(),
-            admin_secret.unwrap_or_else(|| Arc::new(SecretString::default())),
-        ));
+    let admin = enabled_only(admin_secret.is_some()).and(admin::routes(
+        state.clone(),
+        admin_secret.unwrap_or_else(|| Arc::new(SecretString::default())),
+    ));
     let preflight = warp::options()
         .and(warp::header::headers_cloned())
         .map(|headers: HeaderMap| cors::preflight(&headers));
@@ -210,6 +193,20 @@ pub fn routes(
             Ok::<_, std::convert::Infallible>(ApiError::NotFound.into_response())
         })
         .unify()
+}
+
+/// Passes when `enabled`, rejects as not found otherwise: a route that is switched off
+/// costs nothing and lets the request fall through.
+fn enabled_only(enabled: bool) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::any()
+        .and_then(move || async move {
+            if enabled {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one()
 }
 
 /// `GET /metrics`: Prometheus text.
