@@ -335,3 +335,116 @@ fn print_signed_vectors() {
     );
     println!("token: {}", token.expose());
 }
+
+/// Property tests: random claims and keys, random mutations of whole tokens.
+mod properties {
+    use super::*;
+    use crate::token::signed::{SignedClaims, mint};
+    use proptest::prelude::*;
+
+    /// Keys are expensive to make; a few fixed rings cover the key dimension.
+    fn ring_for(seed: u8) -> KeyRing {
+        let scalar = Sha256::digest([b"relayapi proptest ring ".as_slice(), &[seed]].concat());
+        KeyRing::in_memory(vec![SecretKey::from_slice(&scalar).unwrap()])
+    }
+
+    fn api_key() -> impl Strategy<Value = String> {
+        prop::collection::vec(any::<char>(), 1..300)
+            .prop_map(|chars| chars.into_iter().collect::<String>())
+            .prop_filter("fits in a token", |k| k.len() <= MAX_API_KEY_LEN)
+    }
+
+    /// A change to a token string: set bytes, cut, extend, or splice in another token's tail.
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Set(Vec<(usize, u8)>),
+        Truncate(usize),
+        Append(Vec<u8>),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/. ";
+        let byte = prop::sample::select(alphabet.to_vec());
+        prop_oneof![
+            prop::collection::vec((any::<usize>(), byte.clone()), 1..6).prop_map(Mutation::Set),
+            any::<usize>().prop_map(Mutation::Truncate),
+            prop::collection::vec(byte, 1..8).prop_map(Mutation::Append),
+        ]
+    }
+
+    /// Applies the mutation; `None` when it happens to leave the token unchanged.
+    fn mutate(token: &str, m: &Mutation) -> Option<String> {
+        let mut bytes = token.as_bytes().to_vec();
+        match m {
+            Mutation::Set(changes) => {
+                for (at, b) in changes {
+                    let at = at % bytes.len();
+                    bytes[at] = *b;
+                }
+            }
+            Mutation::Truncate(at) => bytes.truncate(at % bytes.len()),
+            Mutation::Append(tail) => bytes.extend_from_slice(tail),
+        }
+        let out = String::from_utf8(bytes).expect("ascii");
+        (out != token).then_some(out)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn every_sealed_token_opens_to_what_was_sealed(
+            seed in 0u8..4, id in any::<[u8; 16]>(), key in api_key()
+        ) {
+            let ring = ring_for(seed);
+            let claims = TokenClaims { id: TokenId(id), api_key: SecretString::new(key.clone()) };
+            let token = seal(&ring.active_public(), &claims).unwrap();
+            let opened = open(&ring, token.expose()).unwrap();
+            prop_assert_eq!(opened.id, TokenId(id));
+            prop_assert_eq!(opened.api_key.expose(), key.as_str());
+            // Another server's key cannot open it.
+            prop_assert_eq!(
+                open(&ring_for(seed + 4), token.expose()).unwrap_err(),
+                TokenError::UnknownKey
+            );
+        }
+
+        #[test]
+        fn every_mutation_of_a_token_fails_to_open(
+            id in any::<[u8; 16]>(), key in api_key(), m in mutation()
+        ) {
+            let ring = ring_for(0);
+            let claims = TokenClaims { id: TokenId(id), api_key: SecretString::new(key) };
+            let token = seal(&ring.active_public(), &claims).unwrap();
+            if let Some(mutated) = mutate(token.expose(), &m) {
+                prop_assert!(open_any(&ring, &mutated).is_err(), "{:?} opened", m);
+            }
+        }
+
+        #[test]
+        fn every_signed_token_opens_to_its_claims_and_no_mutation_does(
+            id in any::<[u8; 16]>(), key in api_key(), exp in 1i64..i64::MAX,
+            max_calls in prop::option::of(any::<u64>()),
+            models in prop::collection::vec("[a-z0-9.*-]{1,12}", 0..3),
+            m in mutation()
+        ) {
+            let (ring, issuer) = (ring_for(1), SecretKey::from_slice(&[9u8; 32]).unwrap());
+            let claims = SignedClaims {
+                iss: "backend".into(), id: hex::encode(id), key, provider: "openai".into(),
+                upstream: None, iat: 0, exp, max_calls, models, origins: vec![],
+                endpoints: vec![], max_output_tokens: None,
+            };
+            let token = mint(&issuer, &ring.active_public(), &claims).unwrap();
+            match open_any(&ring, token.expose()).unwrap() {
+                Opened::Signed(signed) => {
+                    prop_assert!(signed.verify(&issuer.public_key()));
+                    prop_assert_eq!(&signed.claims, &claims);
+                }
+                Opened::Registered(_) => prop_assert!(false, "opened as a registered token"),
+            }
+            if let Some(mutated) = mutate(token.expose(), &m) {
+                prop_assert!(open_any(&ring, &mutated).is_err(), "{:?} opened", m);
+            }
+        }
+    }
+}
