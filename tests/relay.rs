@@ -296,11 +296,11 @@ async fn at_most_max_calls_are_forwarded_under_concurrency() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unlimited_tokens_are_counted_and_written_by_shutdown() {
+async fn unlimited_tokens_are_counted_before_they_are_forwarded() {
     let (env, mock, id, token) = setup(&[]).await;
     let relay = TestRelay::start(&env, ServeConfig::default()).await;
     let client = http();
-    for _ in 0..7 {
+    for i in 1..=7 {
         let r = client
             .get(format!("{}/v1/models", relay.url))
             .bearer_auth(&token)
@@ -308,10 +308,16 @@ async fn unlimited_tokens_are_counted_and_written_by_shutdown() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
+        // Durable at once, not at some later flush or at shutdown.
+        assert_eq!(used_calls(&env, &id).await, i);
     }
+    // Concurrent calls share writes but each is counted.
+    let statuses =
+        common::concurrent_statuses(std::slice::from_ref(&relay.url), &token, 40, None).await;
+    assert_eq!(statuses.get(&200), Some(&40), "{statuses:?}");
+    assert_eq!(used_calls(&env, &id).await, 47);
     relay.stop().await;
-    assert_eq!(mock.count(), 7);
-    assert_eq!(used_calls(&env, &id).await, 7);
+    assert_eq!(mock.count(), 47);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -648,7 +654,7 @@ async fn store_unavailable_fails_closed_and_recovers() {
         return;
     };
     let mock = MockUpstream::start().await;
-    let (_, token) = issue_async(&env, KEY, &["--upstream", &mock.url]).await;
+    let (id, token) = issue_async(&env, KEY, &["--upstream", &mock.url]).await;
     let relay = TestRelay::start(&env, ServeConfig::default()).await;
     let client = http();
     let call = || {
@@ -693,11 +699,8 @@ async fn store_unavailable_fails_closed_and_recovers() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let forwarded_while_down = mock.count() - forwarded_before;
-    assert!(
-        forwarded_while_down <= 20,
-        "forwarded {forwarded_while_down} calls without a store"
-    );
+    // Every call is counted before it is forwarded: none went through uncounted.
+    assert_eq!(mock.count(), forwarded_before, "forwarded without a store");
     assert_eq!(
         client
             .get(format!("{}/readyz", relay.url))
@@ -718,6 +721,7 @@ async fn store_unavailable_fails_closed_and_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     relay.stop().await;
+    assert_eq!(used_calls(&env, &id).await, mock.count() as i64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,132 +1,114 @@
-//! Counting calls: exact and durable, without a database round trip where none is needed.
+//! Counting calls: exact and durable before anything is forwarded.
 //!
 //! - A token with a call limit is counted by one conditional `UPDATE` in the store before the
 //!   call is forwarded. The database decides, so however many requests and relay processes
 //!   race, at most `max_calls` are forwarded.
-//! - A token without a limit has nothing to over-serve, so its calls are counted in memory
-//!   and written in batches every `FLUSH_INTERVAL` and at shutdown. A crash loses at most
-//!   the calls of the last interval from the count; a failed write is retried.
+//! - A token without a limit has nothing to over-serve, so its calls are group-committed:
+//!   every call waiting to be counted joins the next batch, one statement writes the whole
+//!   batch, and only then are its calls forwarded. Under load one write counts many calls;
+//!   a crash never loses a count of a call that was forwarded, and a failed write refuses
+//!   the batch's calls (fail closed) instead of forwarding them uncounted.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use tokio::sync::{Notify, watch};
 
 use super::errors::ApiError;
-use crate::store::{Consume, Store, StoreError, TokenRecord};
+use crate::store::{Consume, Store, TokenRecord};
 
-pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
-
-/// How a call was counted, so that it can be given back the same way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Counted {
-    InStore,
-    InMemory,
+/// Calls waiting for the next write, and the channel their outcome is announced on.
+struct Batch {
+    calls: HashMap<String, i64>,
+    written: watch::Sender<Option<bool>>,
 }
 
-#[derive(Default)]
-struct Pending {
-    calls: i64,
-    last_used_at: Option<DateTime<Utc>>,
+impl Batch {
+    fn new() -> Self {
+        Self {
+            calls: HashMap::new(),
+            written: watch::Sender::new(None),
+        }
+    }
 }
 
 pub struct CallCounter {
     store: Store,
-    pending: Mutex<HashMap<String, Pending>>,
+    batch: Mutex<Batch>,
+    /// Wakes the writer; `notify_one` keeps a permit, so no call is missed.
+    wake: Arc<Notify>,
 }
 
 impl CallCounter {
     pub fn new(store: Store) -> Self {
         Self {
             store,
-            pending: Mutex::new(HashMap::new()),
+            batch: Mutex::new(Batch::new()),
+            wake: Arc::new(Notify::new()),
         }
     }
 
-    /// Counts one call, or says why it may not be made.
-    pub async fn consume(&self, record: &TokenRecord) -> Result<Counted, ApiError> {
-        if record.max_calls.is_none() {
-            let mut pending = self.pending.lock().expect("counter lock");
-            let entry = pending.entry(record.id.clone()).or_default();
-            entry.calls += 1;
-            entry.last_used_at = Some(Utc::now());
-            return Ok(Counted::InMemory);
+    /// Counts one call durably, or says why it may not be made.
+    pub async fn consume(&self, record: &TokenRecord) -> Result<(), ApiError> {
+        if record.max_calls.is_some() {
+            return match self.store.try_consume(&record.id).await? {
+                Consume::Counted => Ok(()),
+                Consume::Exhausted => Err(ApiError::CallsExhausted),
+                Consume::Revoked => Err(ApiError::TokenRevoked),
+                Consume::Missing => Err(ApiError::InvalidToken),
+            };
         }
-        match self.store.try_consume(&record.id).await? {
-            Consume::Counted => Ok(Counted::InStore),
-            Consume::Exhausted => Err(ApiError::CallsExhausted),
-            Consume::Revoked => Err(ApiError::TokenRevoked),
-            Consume::Missing => Err(ApiError::InvalidToken),
+        let mut written = {
+            let mut batch = self.batch.lock().expect("counter lock");
+            *batch.calls.entry(record.id.clone()).or_default() += 1;
+            batch.written.subscribe()
+        };
+        self.wake.notify_one();
+        match written.wait_for(Option::is_some).await.as_deref() {
+            Ok(Some(true)) => Ok(()),
+            // The write failed, or the writer is gone: the call was not counted.
+            _ => Err(ApiError::StoreUnavailable),
         }
     }
 
     /// Gives back a call that never reached the provider.
-    pub async fn give_back(&self, id: &str, counted: Counted) {
-        match counted {
-            Counted::InMemory => {
-                if let Some(entry) = self.pending.lock().expect("counter lock").get_mut(id) {
-                    entry.calls -= 1;
-                }
-            }
-            Counted::InStore => {
-                if let Err(e) = self.store.give_back(id).await {
-                    tracing::warn!(error = %e, token_id = id, "could not give back a call");
-                }
-            }
+    pub async fn give_back(&self, id: &str) {
+        if let Err(e) = self.store.give_back(id).await {
+            tracing::warn!(error = %e, token_id = id, "could not give back a call");
         }
     }
 
-    /// Writes the calls counted in memory. What cannot be written stays for the next try.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        let batch: Vec<(String, Pending)> = {
-            let mut pending = self.pending.lock().expect("counter lock");
-            if pending.is_empty() {
-                return Ok(());
-            }
-            std::mem::take(&mut *pending).into_iter().collect()
-        };
-        let mut result = Ok(());
-        let mut unwritten = Vec::new();
-        for (id, p) in batch {
-            let Some(last_used_at) = p.last_used_at else {
-                continue;
-            };
-            if p.calls == 0 {
-                continue;
-            }
-            if result.is_ok() {
-                match self.store.add_calls(&id, p.calls, last_used_at).await {
-                    Ok(()) => continue,
-                    Err(e) => result = Err(e),
-                }
-            }
-            unwritten.push((id, p));
-        }
-        if !unwritten.is_empty() {
-            let mut pending = self.pending.lock().expect("counter lock");
-            for (id, p) in unwritten {
-                let entry = pending.entry(id).or_default();
-                entry.calls += p.calls;
-                entry.last_used_at = entry.last_used_at.max(p.last_used_at);
-            }
-        }
-        result
-    }
-
-    /// Flushes every `FLUSH_INTERVAL` until the counter is dropped by everyone else.
-    pub fn spawn_flusher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    /// Writes waiting batches, one at a time, until the counter is dropped by everyone else.
+    /// While one batch is being written the next one fills, so under load one write counts
+    /// many calls.
+    pub fn spawn_writer(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
+        let wake = self.wake.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(FLUSH_INTERVAL);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
                 let Some(counter) = weak.upgrade() else { break };
-                if let Err(e) = counter.flush().await {
-                    tracing::warn!(error = %e, "could not write call counts; will retry");
+                if counter.batch.lock().expect("counter lock").calls.is_empty() {
+                    drop(counter);
+                    // A call joining after the check leaves a permit: no wake-up is lost.
+                    wake.notified().await;
+                    continue;
                 }
+                counter.write_batch().await;
             }
         })
+    }
+
+    async fn write_batch(&self) {
+        let batch = std::mem::replace(&mut *self.batch.lock().expect("counter lock"), Batch::new());
+        let calls: Vec<(String, i64)> = batch.calls.into_iter().collect();
+        let ok = match self.store.add_calls(&calls, Utc::now()).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, calls = calls.len(), "could not count calls; refused");
+                false
+            }
+        };
+        batch.written.send_replace(Some(ok));
     }
 }

@@ -249,13 +249,13 @@ pub async fn run_admin(
 }
 
 /// Serves on `listener` until `shutdown` resolves, then lets in-flight requests finish for
-/// up to the grace period and writes pending call counts.
+/// up to the grace period and writes the last usage records.
 pub async fn run(
     state: Arc<AppState>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let flusher = state.counter.spawn_flusher();
+    let counter = state.counter.spawn_writer();
     let maintenance = state.store.spawn_maintenance();
     let grace = state.config.grace_period;
     if !listener::serve(routes(state.clone()), listener, shutdown, grace).await {
@@ -264,10 +264,7 @@ pub async fn run(
             "grace period over; closing the remaining connections"
         );
     }
-    flusher.abort();
+    counter.abort();
     maintenance.abort();
-    if let Err(e) = state.counter.flush().await {
-        tracing::error!(error = %e, "could not write the last call counts");
-    }
     state.usage.flush_and_stop().await;
 }

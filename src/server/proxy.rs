@@ -11,7 +11,6 @@ use warp::http::{HeaderMap, HeaderValue, Method, header};
 use warp::reply::{Reply, Response};
 
 use super::body::{CallRecord, End, Inspect, RelayBody};
-use super::counter::Counted;
 use super::errors::ApiError;
 use super::metrics::{ProviderLabel, ProviderStatus};
 use super::tokens::ResolvedToken;
@@ -248,7 +247,7 @@ where
         .map_err(refuse)?;
 
     // Everything that can refuse has run: from here on the call counts.
-    let counted = state.counter.consume(&record).await.map_err(refuse)?;
+    state.counter.consume(&record).await.map_err(refuse)?;
 
     let started_at = Utc::now();
     let bytes_in = body.len() as u64;
@@ -283,7 +282,7 @@ where
             return Err(refuse(ApiError::UpstreamTimeout));
         }
         Ok(Err(e)) => {
-            let (error, reached_provider) = upstream_failure(state, &id, counted, e).await;
+            let (error, reached_provider) = upstream_failure(state, &id, e).await;
             if reached_provider {
                 record_failure(error.status().as_u16());
             }
@@ -358,14 +357,9 @@ where
 
 /// Maps a failed send, and says whether the call may have reached the provider. One that
 /// cannot have (the connection failed) is given back.
-async fn upstream_failure(
-    state: &AppState,
-    id: &str,
-    counted: Counted,
-    error: reqwest::Error,
-) -> (ApiError, bool) {
+async fn upstream_failure(state: &AppState, id: &str, error: reqwest::Error) -> (ApiError, bool) {
     if error.is_connect() {
-        state.counter.give_back(id, counted).await;
+        state.counter.give_back(id).await;
         tracing::warn!(token_id = id, "upstream connection failed; call given back");
         (ApiError::UpstreamUnreachable, false)
     } else if error.is_timeout() {

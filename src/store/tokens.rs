@@ -11,6 +11,9 @@ use super::entities::token::{self, Column};
 use super::{Store, StoreError};
 use crate::policy::Policy;
 
+/// Tokens per `add_calls` statement (each takes three bound parameters).
+const ADD_CALLS_CHUNK: usize = 500;
+
 /// A token as the rest of the program sees it: limits and state, never a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TokenRecord {
@@ -331,19 +334,35 @@ impl Store {
         )
     }
 
-    /// Adds calls counted in memory (tokens without a call limit are counted in batches).
+    /// Adds a batch of calls to tokens without a call limit (the counter group-commits them).
     pub async fn add_calls(
         &self,
-        id: &str,
-        calls: i64,
+        calls: &[(String, i64)],
         last_used_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        Tokens::update_many()
-            .col_expr(Column::UsedCalls, Expr::col(Column::UsedCalls).add(calls))
-            .col_expr(Column::LastUsedAt, Expr::value(last_used_at))
-            .filter(Column::Id.eq(id))
-            .exec(&self.db)
-            .await?;
+        // One statement per chunk: `used_calls + CASE id WHEN .. THEN n .. END`. A chunk keeps
+        // the statement well under every backend's bound-parameter limit.
+        for chunk in calls.chunks(ADD_CALLS_CHUNK) {
+            let Some(((first_id, first_n), rest)) = chunk.split_first() else {
+                continue;
+            };
+            let increment = rest
+                .iter()
+                .fold(
+                    Expr::case(Column::Id.eq(first_id.as_str()), *first_n),
+                    |case, (id, n)| case.case(Column::Id.eq(id.as_str()), *n),
+                )
+                .finally(0i64);
+            Tokens::update_many()
+                .col_expr(
+                    Column::UsedCalls,
+                    Expr::col(Column::UsedCalls).add(increment),
+                )
+                .col_expr(Column::LastUsedAt, Expr::value(last_used_at))
+                .filter(Column::Id.is_in(chunk.iter().map(|(id, _)| id.as_str())))
+                .exec(&self.db)
+                .await?;
+        }
         Ok(())
     }
 
