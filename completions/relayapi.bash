@@ -871,7 +871,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__serve)
-            opts="-h --listen --max-body --connect-timeout --upstream-timeout --idle-timeout --grace-period --trusted-proxy --metrics --metrics-listen --admin-token-env --admin-listen --data-dir --database-url --config --help"
+            opts="-h --listen --max-body --connect-timeout --upstream-timeout --idle-timeout --client-timeout --grace-period --trusted-proxy --metrics --metrics-listen --admin-token-env --admin-listen --data-dir --database-url --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -894,6 +894,10 @@ _relayapi() {
                     return 0
                     ;;
                 --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -169,6 +169,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand --connect-timeout 'Time allowed to connect to a provider [default: 10s]'
             cand --upstream-timeout 'Time allowed until a provider''s response headers [default: 300s]'
             cand --idle-timeout 'Longest pause between two chunks of a response; no limit on a whole stream [default: 120s]'
+            cand --client-timeout 'Time a client has to send a request''s headers, and again its body [default: 30s]'
             cand --grace-period 'How long in-flight requests may finish after SIGINT/SIGTERM [default: 30s]'
             cand --trusted-proxy 'Proxy whose X-Forwarded-For is believed for --ip policies (repeatable CIDR)'
             cand --metrics-listen 'Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)'

@@ -134,6 +134,7 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l max-body -d 
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l connect-timeout -d 'Time allowed to connect to a provider [default: 10s]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l upstream-timeout -d 'Time allowed until a provider\'s response headers [default: 300s]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l idle-timeout -d 'Longest pause between two chunks of a response; no limit on a whole stream [default: 120s]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l client-timeout -d 'Time a client has to send a request\'s headers, and again its body [default: 30s]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l grace-period -d 'How long in-flight requests may finish after SIGINT/SIGTERM [default: 30s]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l trusted-proxy -d 'Proxy whose X-Forwarded-For is believed for --ip policies (repeatable CIDR)' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l metrics-listen -d 'Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)' -r

@@ -36,6 +36,7 @@ pub struct FileConfig {
     pub connect_timeout: Option<String>,
     pub upstream_timeout: Option<String>,
     pub idle_timeout: Option<String>,
+    pub client_timeout: Option<String>,
     pub grace_period: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub metrics: Option<bool>,

@@ -28,6 +28,9 @@ pub struct ServeCmd {
     /// Longest pause between two chunks of a response; no limit on a whole stream [default: 120s]
     #[arg(long, env = "RELAYAPI_IDLE_TIMEOUT", value_name = "DURATION")]
     idle_timeout: Option<String>,
+    /// Time a client has to send a request's headers, and again its body [default: 30s]
+    #[arg(long, env = "RELAYAPI_CLIENT_TIMEOUT", value_name = "DURATION")]
+    client_timeout: Option<String>,
     /// How long in-flight requests may finish after SIGINT/SIGTERM [default: 30s]
     #[arg(long, env = "RELAYAPI_GRACE_PERIOD", value_name = "DURATION")]
     grace_period: Option<String>,
@@ -149,6 +152,12 @@ impl ServeCmd {
                 &self.idle_timeout,
                 &file.idle_timeout,
                 defaults.idle_timeout,
+            )?,
+            client_timeout: duration(
+                "client-timeout",
+                &self.client_timeout,
+                &file.client_timeout,
+                defaults.client_timeout,
             )?,
             grace_period: duration(
                 "grace-period",

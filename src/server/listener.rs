@@ -20,16 +20,15 @@ use warp::reply::Response;
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// Longest time a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Serves `filter` on `listener` until `shutdown`; then stops accepting and gives open
-/// connections up to `grace` to finish. Returns whether they all finished in time.
+/// connections up to the grace period to finish. Returns whether they all finished in time.
+/// A client gets `client_timeout` to send a request's headers (its body is bounded by the
+/// handler that reads it).
 pub async fn serve<F>(
     filter: F,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()>,
-    grace: Duration,
+    config: &super::ServeConfig,
 ) -> bool
 where
     F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
@@ -69,7 +68,7 @@ where
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
+            .header_read_timeout(config.client_timeout);
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), per_request)
             .into_owned();
@@ -83,6 +82,6 @@ where
     drop(listener);
     tokio::select! {
         _ = graceful.shutdown() => true,
-        _ = tokio::time::sleep(grace) => false,
+        _ = tokio::time::sleep(config.grace_period) => false,
     }
 }

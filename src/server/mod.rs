@@ -41,6 +41,8 @@ pub struct ServeConfig {
     pub upstream_timeout: Duration,
     /// Longest pause between two chunks of a response body.
     pub idle_timeout: Duration,
+    /// Time a client has to send a request's headers, and again its body.
+    pub client_timeout: Duration,
     /// How long in-flight requests may run after a stop signal.
     pub grace_period: Duration,
     /// Proxies whose `X-Forwarded-For` is believed.
@@ -62,6 +64,7 @@ impl Default for ServeConfig {
             connect_timeout: Duration::from_secs(10),
             upstream_timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(120),
+            client_timeout: Duration::from_secs(30),
             grace_period: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
             metrics_route: false,
@@ -231,9 +234,8 @@ pub async fn run_metrics(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let grace = state.config.grace_period;
-    let routes = metrics_filter(state).recover(not_found).unify();
-    listener::serve(routes, listener, shutdown, grace).await;
+    let routes = metrics_filter(state.clone()).recover(not_found).unify();
+    listener::serve(routes, listener, shutdown, &state.config).await;
 }
 
 /// Serves only the admin API on its own listener (`--admin-listen`), until `shutdown`.
@@ -243,9 +245,10 @@ pub async fn run_admin(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let grace = state.config.grace_period;
-    let routes = admin::routes(state, secret).recover(not_found).unify();
-    listener::serve(routes, listener, shutdown, grace).await;
+    let routes = admin::routes(state.clone(), secret)
+        .recover(not_found)
+        .unify();
+    listener::serve(routes, listener, shutdown, &state.config).await;
 }
 
 /// Serves on `listener` until `shutdown` resolves, then lets in-flight requests finish for
@@ -258,7 +261,7 @@ pub async fn run(
     let counter = state.counter.spawn_writer();
     let maintenance = state.store.spawn_maintenance();
     let grace = state.config.grace_period;
-    if !listener::serve(routes(state.clone()), listener, shutdown, grace).await {
+    if !listener::serve(routes(state.clone()), listener, shutdown, &state.config).await {
         tracing::warn!(
             grace_s = grace.as_secs_f64(),
             "grace period over; closing the remaining connections"

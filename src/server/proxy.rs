@@ -140,10 +140,17 @@ fn prepare_body(
     let mut hide_usage = false;
     let mut rewritten = None;
     // The full JSON tree is built only when the body is to be rewritten.
-    if info.is_object
-        && (policy.max_output_tokens.is_some() || chat_stream)
-        && let Some(mut json) = RequestInfo::object(&body)
-    {
+    let object = if policy.max_output_tokens.is_some() || chat_stream {
+        info.is_object.then(|| RequestInfo::object(&body)).flatten()
+    } else {
+        None
+    };
+    // A cap that cannot be applied refuses the call: a body the relay cannot read (not
+    // JSON, not an object, `stream` of another type) must not carry an uncapped request.
+    if policy.max_output_tokens.is_some() && object.is_none() && !body.is_empty() {
+        return Err(ApiError::BodyUnreadable);
+    }
+    if let Some(mut json) = object {
         let mut changed = false;
         if let Some(cap) = policy.max_output_tokens {
             changed |= extract::cap_output_tokens(
@@ -199,9 +206,15 @@ where
     };
     check_request(state, incoming, &resolved, &record, provider).map_err(refuse)?;
 
-    let body = read_body(body, &incoming.headers, state.config.max_body)
-        .await
-        .map_err(refuse)?;
+    let config = &state.config;
+    let body = read_body(
+        body,
+        &incoming.headers,
+        config.max_body,
+        config.client_timeout,
+    )
+    .await
+    .map_err(refuse)?;
     let (body, model, stream, hide_usage) =
         prepare_body(incoming, &record, provider, body).map_err(refuse)?;
 
@@ -371,12 +384,24 @@ async fn upstream_failure(state: &AppState, id: &str, error: reqwest::Error) -> 
 }
 
 /// Reads the whole request body, refusing past `limit` bytes (early, when the client
-/// announced its length).
+/// announced its length) and when it takes longer than `timeout` (a client that trickles
+/// its body must not hold a connection and a task forever).
 pub(super) async fn read_body<S, B>(
-    mut body: S,
+    body: S,
     headers: &HeaderMap,
     limit: u64,
+    timeout: std::time::Duration,
 ) -> Result<Bytes, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
+    B: Buf,
+{
+    tokio::time::timeout(timeout, read_all(body, headers, limit))
+        .await
+        .unwrap_or(Err(ApiError::RequestTimeout))
+}
+
+async fn read_all<S, B>(mut body: S, headers: &HeaderMap, limit: u64) -> Result<Bytes, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
     B: Buf,
