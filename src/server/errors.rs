@@ -34,12 +34,16 @@ pub enum ApiError {
     TooManyConcurrentRequests,
     #[error("the request body is larger than this relay accepts")]
     RequestTooLarge,
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("the request path is not allowed")]
     InvalidPath,
     #[error("the request could not be read")]
     BadRequest,
     #[error("the model could not be read from the request body")]
     ModelUnreadable,
+    #[error("the request body must be a JSON object for this token")]
+    BodyUnreadable,
     #[error("the request body has an invalid output-token field")]
     BadOutputTokens,
     #[error("the upstream provider could not be reached")]
@@ -67,7 +71,10 @@ impl ApiError {
                 StatusCode::FORBIDDEN
             }
             RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            InvalidPath | BadRequest | ModelUnreadable | BadOutputTokens => StatusCode::BAD_REQUEST,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            InvalidPath | BadRequest | ModelUnreadable | BodyUnreadable | BadOutputTokens => {
+                StatusCode::BAD_REQUEST
+            }
             UpstreamUnreachable => StatusCode::BAD_GATEWAY,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             StoreUnavailable | ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -92,8 +99,9 @@ impl ApiError {
             RateLimited { .. } => "rate_limited",
             TooManyConcurrentRequests => "too_many_concurrent_requests",
             RequestTooLarge => "request_too_large",
+            RequestTimeout => "request_timeout",
             InvalidPath => "invalid_path",
-            BadRequest | ModelUnreadable | BadOutputTokens => "invalid_request",
+            BadRequest | ModelUnreadable | BodyUnreadable | BadOutputTokens => "invalid_request",
             UpstreamUnreachable => "upstream_unreachable",
             UpstreamTimeout => "upstream_timeout",
             StoreUnavailable => "store_unavailable",
@@ -114,8 +122,8 @@ impl ApiError {
             ModelNotAllowed | OriginNotAllowed | IpNotAllowed | EndpointNotAllowed => {
                 "permission_error"
             }
-            RequestTooLarge | InvalidPath | BadRequest | ModelUnreadable | BadOutputTokens
-            | NotFound => "invalid_request_error",
+            RequestTooLarge | RequestTimeout | InvalidPath | BadRequest | ModelUnreadable
+            | BodyUnreadable | BadOutputTokens | NotFound => "invalid_request_error",
             UpstreamUnreachable | UpstreamTimeout | StoreUnavailable | ShuttingDown => "api_error",
         }
     }
