@@ -5,26 +5,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::mock::{CHAT_JSON, FIRST_EVENT, MockUpstream, REST_EVENTS};
-use common::{TestEnv, TestRelay, cli_async, http, issue_async};
+use common::{TestEnv, TestRelay, assert_refusal, cli_async, http, issue_async, used_calls};
 use relayapi::server::ServeConfig;
-use serde_json::Value;
 
 const KEY: &str = "sk-real-UPSTREAMKEY-0123456789abcdef";
-
-/// Asserts an OpenAI-shaped refusal with the given status and code, and no secret in it.
-async fn assert_refusal(response: reqwest::Response, status: u16, code: &str, secrets: &[&str]) {
-    assert_eq!(response.status().as_u16(), status, "status for {code}");
-    let body = response.text().await.unwrap();
-    let v: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"));
-    assert_eq!(v["error"]["code"], code, "{body}");
-    assert!(
-        v["error"]["message"].is_string() && v["error"]["type"].is_string(),
-        "{body}"
-    );
-    for secret in secrets {
-        assert!(!body.contains(secret), "a refusal leaked a secret: {body}");
-    }
-}
 
 fn chat_body(model: &str) -> String {
     format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#)
@@ -37,17 +21,6 @@ async fn setup(args: &[&str]) -> (TestEnv, MockUpstream, String, String) {
     all.extend_from_slice(args);
     let (id, token) = issue_async(&env, KEY, &all).await;
     (env, mock, id, token)
-}
-
-async fn used_calls(env: &TestEnv, id: &str) -> i64 {
-    let out = cli_async(env, &["token", "show", id, "--json"]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["used_calls"].as_i64().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -188,6 +188,7 @@ pub fn contains(haystack: &[u8], needle: &str) -> bool {
 }
 
 pub mod mock;
+pub mod raw;
 
 use std::sync::Arc;
 
@@ -413,6 +414,13 @@ impl ServeProcess {
         }
     }
 
+    /// SIGKILL: no chance to write anything more.
+    pub fn kill_9(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+    }
+
     /// SIGTERM, then the exit status (within 30 s).
     pub fn stop(mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
@@ -441,6 +449,53 @@ impl Drop for ServeProcess {
             let _ = child.wait();
         }
     }
+}
+
+/// Asserts an OpenAI-shaped refusal with the given status and code, and no secret in it.
+pub async fn assert_refusal(
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+    secrets: &[&str],
+) {
+    assert_eq!(response.status().as_u16(), status, "status for {code}");
+    let body = response.text().await.unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+    assert_eq!(v["error"]["code"], code, "{body}");
+    assert!(
+        v["error"]["message"].is_string() && v["error"]["type"].is_string(),
+        "{body}"
+    );
+    for secret in secrets {
+        assert!(!body.contains(secret), "a refusal leaked a secret: {body}");
+    }
+}
+
+/// A token's `used_calls`, read from the store.
+pub async fn used_calls(env: &TestEnv, id: &str) -> i64 {
+    let store = Store::connect(&env.database_url, Migrations::Apply)
+        .await
+        .expect("store");
+    let used = store.get_token(id).await.expect("token").used_calls;
+    store.close().await;
+    used
+}
+
+/// How many usage records the store holds, over all tokens.
+pub async fn usage_records(env: &TestEnv) -> i64 {
+    let store = Store::connect(&env.database_url, Migrations::Apply)
+        .await
+        .expect("store");
+    let rows = store
+        .usage_report(
+            &relayapi::store::UsageFilter::default(),
+            relayapi::store::UsageGroup::Token,
+        )
+        .await
+        .expect("report");
+    store.close().await;
+    rows.iter().map(|r| r.calls).sum()
 }
 
 /// The usage report row of one token, waiting (up to 5 s) until it shows `calls` calls.
