@@ -114,9 +114,10 @@ pub fn client_ip(
 }
 
 /// Refuses paths that could climb out of the upstream's base path: `.` or `..` segments,
-/// also percent-encoded, and encoded separators.
+/// also percent-encoded, encoded separators, and control characters (the URL parser drops
+/// tabs and newlines, so `.\t.` would become `..` after this check).
 pub fn path_is_safe(path: &str) -> bool {
-    if !path.starts_with('/') || path.contains('\\') {
+    if !path.starts_with('/') || path.contains('\\') || path.contains(|c: char| c.is_control()) {
         return false;
     }
     path.split('/').all(|segment| {
@@ -125,7 +126,7 @@ pub fn path_is_safe(path: &str) -> bool {
             && decoded != ".."
             && !decoded.contains('/')
             && !decoded.contains('\\')
-            && !decoded.contains('\0')
+            && !decoded.contains(|c: char| c.is_control())
     })
 }
 
@@ -151,6 +152,16 @@ pub fn upstream_url(
         AuthStyle::Query(name) => Some(name.as_ref()),
         _ => None,
     };
+    // The URL parser drops tabs and newlines; drop them first, so that what is checked for
+    // token parameters is what is sent (`k\tey=` would otherwise become `key=`).
+    let query = query.map(|q| {
+        if q.contains(['\t', '\n', '\r']) {
+            std::borrow::Cow::Owned(q.replace(['\t', '\n', '\r'], ""))
+        } else {
+            std::borrow::Cow::Borrowed(q)
+        }
+    });
+    let query = query.as_deref();
     let carries_token = |q: &str| {
         url::form_urlencoded::parse(q.as_bytes())
             .any(|(k, _)| k == TOKEN_QUERY_PARAM || Some(k.as_ref()) == key_param)
@@ -316,6 +327,23 @@ mod tests {
     }
 
     #[test]
+    fn a_token_parameter_hidden_by_tabs_or_newlines_is_still_removed() {
+        let base: reqwest::Url = "https://api.example.test/v1".parse().unwrap();
+        let key = SecretString::new("sk-real");
+        for query in ["k\tey=rly_x&a=1", "ke\ry=rly_x&a=1", "a=1&\nkey=rly_x"] {
+            let url = upstream_url(&base, "/chat", Some(query), &AuthStyle::Bearer, &key);
+            assert!(
+                url.query_pairs().all(|(k, _)| k != "key"),
+                "{query:?} gave {url}"
+            );
+            assert!(
+                url.query_pairs().any(|(k, v)| k == "a" && v == "1"),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
     fn traversal_is_refused() {
         for bad in [
             "/v1/../admin",
@@ -325,8 +353,12 @@ mod tests {
             "/v1/a%5Cb",
             "/.",
             "v1",
+            // Found by fuzzing: the URL parser drops tabs and newlines after the check.
+            "/v1/.\t./.\n./admin",
+            "/v1/%00x",
+            "/v1/a%09b",
         ] {
-            assert!(!path_is_safe(bad), "{bad}");
+            assert!(!path_is_safe(bad), "{bad:?}");
         }
         for good in [
             "/v1/chat/completions",
