@@ -345,6 +345,11 @@ pub struct ServeProcess {
 
 impl ServeProcess {
     pub fn spawn(env: &TestEnv, extra: &[&str]) -> Self {
+        Self::spawn_with(env, extra, &[])
+    }
+
+    /// [`spawn`](Self::spawn) with more environment variables (they win over the defaults).
+    pub fn spawn_with(env: &TestEnv, extra: &[&str], vars: &[(&str, &str)]) -> Self {
         use std::io::BufRead;
         let bin = assert_cmd::cargo::cargo_bin("relayapi");
         let mut cmd = std::process::Command::new(bin);
@@ -358,6 +363,7 @@ impl ServeProcess {
             .env("RELAYAPI_DATA_DIR", env.data_dir())
             .env("RELAYAPI_DATABASE_URL", &env.database_url)
             .env("RELAYAPI_LOG", "warn")
+            .envs(vars.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(std::process::Stdio::null())
@@ -412,6 +418,11 @@ impl ServeProcess {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+    }
+
+    /// Everything the process has written to stderr so far.
+    pub fn log(&self) -> Arc<std::sync::Mutex<Vec<String>>> {
+        self.lines.clone()
     }
 
     /// SIGKILL: no chance to write anything more.

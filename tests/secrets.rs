@@ -1,0 +1,485 @@
+//! Nothing the system writes holds a secret: the CLI's outputs, the relay's log at the most
+//! verbose level, every response body (refusals included), metrics, and the database dump
+//! are searched for every API key, every token and the admin secret used.
+//!
+//! Tokens are expected in exactly two places: the output of the command or admin call
+//! that issued them (that is how they are handed over). Nothing else may hold one.
+
+mod common;
+
+use std::time::Duration;
+
+use common::mock::MockUpstream;
+use common::{ServeProcess, TestEnv, http};
+use serde_json::{Value, json};
+
+const OPENAI_KEY: &str = "sk-proj-SECRET-openai-0123456789abcdefXYZ";
+const ANTHROPIC_KEY: &str = "sk-ant-SECRET-anthropic-0123456789abcdef";
+const GEMINI_KEY: &str = "AIzaSECRET-gemini-0123456789abcdefghij";
+const SIGNED_KEY: &str = "sk-proj-SECRET-signed-0123456789abcdef";
+const ADMIN_ISSUED_KEY: &str = "sk-proj-SECRET-admin-issued-0123456789";
+const ADMIN_SECRET: &str = "admin-SECRET-0123456789abcdef-0123456789";
+
+/// What the system wrote, labelled, and which tokens a piece may legitimately hold.
+#[derive(Default)]
+struct Written {
+    pieces: Vec<(String, Vec<u8>, Vec<String>)>,
+}
+
+impl Written {
+    fn add(&mut self, label: impl Into<String>, bytes: impl Into<Vec<u8>>) {
+        self.pieces.push((label.into(), bytes.into(), Vec::new()));
+    }
+
+    fn add_issuing(&mut self, label: impl Into<String>, bytes: impl Into<Vec<u8>>, token: &str) {
+        self.pieces
+            .push((label.into(), bytes.into(), vec![token.to_string()]));
+    }
+
+    fn cli(&mut self, label: &str, out: std::process::Output) -> std::process::Output {
+        assert!(
+            out.status.success() || label.starts_with("fails:"),
+            "{label}: {}",
+            common::stderr(&out)
+        );
+        self.add(format!("{label} (stdout)"), out.stdout.clone());
+        self.add(format!("{label} (stderr)"), out.stderr.clone());
+        out
+    }
+
+    /// Every key and the admin secret nowhere; every token only where it was issued. Middle
+    /// parts are searched too, so that a truncated or re-wrapped secret is found as well.
+    fn assert_clean(&self, keys: &[&str], tokens: &[String]) {
+        let fragments = |s: &str| vec![s.to_string(), s[4..s.len() - 4].to_string()];
+        let total: usize = self.pieces.iter().map(|(_, b, _)| b.len()).sum();
+        assert!(
+            total > 10_000,
+            "too little was written to make the search meaningful: {total}"
+        );
+        for (label, bytes, allowed) in &self.pieces {
+            for key in keys {
+                for f in fragments(key) {
+                    assert!(
+                        !common::contains(bytes, &f),
+                        "{label} holds the secret {key}"
+                    );
+                }
+            }
+            for token in tokens.iter().filter(|t| !allowed.contains(t)) {
+                for f in fragments(token) {
+                    assert!(!common::contains(bytes, &f), "{label} holds a token");
+                }
+            }
+        }
+    }
+}
+
+async fn cli(env: &TestEnv, args: &[&str], vars: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = env.cmd();
+    cmd.args(args).env("RELAYAPI_LOG", "trace");
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    tokio::task::spawn_blocking(move || cmd.output().expect("run CLI"))
+        .await
+        .unwrap()
+}
+
+fn token_of(out: &std::process::Output) -> (String, String) {
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    (
+        v["id"].as_str().unwrap().into(),
+        v["token"].as_str().unwrap().into(),
+    )
+}
+
+async fn case(env: TestEnv) {
+    let mock = MockUpstream::start().await;
+    let mut written = Written::default();
+    let mut tokens: Vec<String> = Vec::new();
+
+    written.cli("keygen", cli(&env, &["keygen"], &[]).await);
+    let mut issue = async |label: &str, key: &str, args: &[&str]| {
+        let mut all = vec![
+            "token",
+            "issue",
+            "--api-key-env",
+            "K",
+            "--json",
+            "--upstream",
+            &mock.url,
+        ];
+        all.extend_from_slice(args);
+        let out = cli(&env, &all, &[("K", key)]).await;
+        assert!(out.status.success(), "{label}: {}", common::stderr(&out));
+        let (id, token) = token_of(&out);
+        written.add_issuing(format!("{label} (stdout)"), out.stdout.clone(), &token);
+        written.add(format!("{label} (stderr)"), out.stderr.clone());
+        tokens.push(token.clone());
+        (id, token)
+    };
+    let (openai_id, openai) = issue("issue openai", OPENAI_KEY, &["--model", "gpt-4o*"]).await;
+    let (_, anthropic) = issue(
+        "issue anthropic",
+        ANTHROPIC_KEY,
+        &["--provider", "anthropic"],
+    )
+    .await;
+    let (_, gemini) = issue("issue gemini", GEMINI_KEY, &["--provider", "gemini"]).await;
+    // Also the table form, whose token line must be the only place the token shows.
+    let table = cli(
+        &env,
+        &[
+            "token",
+            "issue",
+            "--api-key-env",
+            "K",
+            "--upstream",
+            &mock.url,
+        ],
+        &[("K", OPENAI_KEY)],
+    )
+    .await;
+    let table_token = common::stdout(&table)
+        .split_whitespace()
+        .find(|w| w.starts_with("rly_"))
+        .expect("the table shows the token")
+        .to_string();
+    written.add_issuing("issue table (stdout)", table.stdout.clone(), &table_token);
+    written.add("issue table (stderr)", table.stderr.clone());
+    tokens.push(table_token);
+
+    // An issuer, and a token it signs.
+    let pem_path = env.dir.path().join("issuer.pem");
+    let pem = pem_path.to_str().unwrap();
+    written.cli(
+        "issuer add",
+        cli(
+            &env,
+            &[
+                "issuer",
+                "add",
+                "web",
+                "--provider",
+                "openai",
+                "--upstream",
+                &mock.url,
+                "--max-lifetime",
+                "1h",
+                "--private-key-out",
+                pem,
+            ],
+            &[],
+        )
+        .await,
+    );
+    let issuer_pem = std::fs::read_to_string(&pem_path).unwrap();
+    let issuer = relayapi::sdk::Issuer::new(
+        "web",
+        &issuer_pem,
+        &hex::encode(relayapi::crypto::ecies::compressed(
+            &relayapi::crypto::KeyRing::load(&env.keys_dir())
+                .unwrap()
+                .active_public(),
+        )),
+    )
+    .expect("issuer");
+    let signed = issuer
+        .mint(
+            SIGNED_KEY,
+            &relayapi::sdk::MintOptions {
+                upstream: Some(mock.url.clone()),
+                ttl: Duration::from_secs(600),
+                ..Default::default()
+            },
+        )
+        .expect("mint")
+        .expose()
+        .to_string();
+    tokens.push(signed.clone());
+
+    // The relay, at the most verbose log level, with the admin API.
+    let serve = ServeProcess::spawn_with(
+        &env,
+        &["--admin-token-env", "ADMIN", "--metrics"],
+        &[("RELAYAPI_LOG", "trace"), ("ADMIN", ADMIN_SECRET)],
+    );
+    let log = serve.log();
+    let client = http();
+    let base = serve.url.clone();
+    let bodies: std::cell::RefCell<Vec<(String, String)>> = Default::default();
+    let call = async |label: &str, request: reqwest::RequestBuilder| {
+        let r = request.send().await.expect("relay answers");
+        let status = r.status().as_u16();
+        let text = String::from_utf8_lossy(&r.bytes().await.unwrap_or_default()).into_owned();
+        bodies
+            .borrow_mut()
+            .push((format!("{label} ({status})"), text.clone()));
+        (status, text)
+    };
+    let chat = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
+    let url = |p: &str| format!("{base}{p}");
+    assert_eq!(
+        call(
+            "openai json",
+            client
+                .post(url("/v1/chat/completions"))
+                .bearer_auth(&openai)
+                .body(chat.to_string())
+        )
+        .await
+        .0,
+        200
+    );
+    let stream = json!({"model": "gpt-4o-mini", "stream": true, "messages": []});
+    let streamed = tokio::spawn(
+        client
+            .post(url("/v1/chat/completions"))
+            .bearer_auth(&openai)
+            .body(stream.to_string())
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    mock.release();
+    let streamed = streamed.await.unwrap().unwrap();
+    bodies
+        .borrow_mut()
+        .push(("openai stream".into(), streamed.text().await.unwrap()));
+    assert_eq!(
+        call(
+            "anthropic",
+            client
+                .post(url("/v1/messages"))
+                .header("x-api-key", &anthropic)
+                .body(
+                    json!({"model": "claude-3-5-haiku", "max_tokens": 5, "messages": []})
+                        .to_string()
+                )
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        call(
+            "gemini",
+            client
+                .post(url(&format!(
+                    "/v1beta/models/gemini-2.0-flash:generateContent?key={gemini}"
+                )))
+                .body(json!({"contents": []}).to_string())
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        call(
+            "signed",
+            client
+                .post(url("/v1/chat/completions"))
+                .bearer_auth(&signed)
+                .body(chat.to_string())
+        )
+        .await
+        .0,
+        200
+    );
+
+    // Refusals that know the token: wrong model, a mutated token, a revoked one.
+    assert_eq!(
+        call(
+            "wrong model",
+            client
+                .post(url("/v1/chat/completions"))
+                .bearer_auth(&openai)
+                .body(json!({"model": "o1"}).to_string())
+        )
+        .await
+        .0,
+        403
+    );
+    let mut mutated = openai.clone().into_bytes();
+    let last = mutated.len() - 10;
+    mutated[last] = if mutated[last] == b'A' { b'B' } else { b'A' };
+    let mutated = String::from_utf8(mutated).unwrap();
+    tokens.push(mutated.clone());
+    assert_eq!(
+        call(
+            "mutated token",
+            client
+                .post(url("/v1/chat/completions"))
+                .bearer_auth(&mutated)
+                .body(chat.to_string())
+        )
+        .await
+        .0,
+        401
+    );
+    assert_eq!(
+        call(
+            "key as token",
+            client
+                .post(url("/v1/chat/completions"))
+                .bearer_auth(OPENAI_KEY)
+                .body(chat.to_string())
+        )
+        .await
+        .0,
+        401
+    );
+    assert_eq!(
+        call(
+            "endpoint not allowed",
+            client
+                .post(url("/v1/files"))
+                .bearer_auth(&openai)
+                .body(chat.to_string())
+        )
+        .await
+        .0,
+        403
+    );
+
+    // The admin API: a wrong secret, then issue, read, report, revoke.
+    let wrong = &ADMIN_SECRET[..ADMIN_SECRET.len() - 1];
+    assert_eq!(
+        call(
+            "admin wrong secret",
+            client.get(url("/admin/v1/tokens")).bearer_auth(wrong)
+        )
+        .await
+        .0,
+        401
+    );
+    let (status, created) = call(
+        "admin issue",
+        client.post(url("/admin/v1/tokens")).bearer_auth(ADMIN_SECRET).body(json!({"api_key": ADMIN_ISSUED_KEY, "upstream": mock.url, "name": "from a backend"}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let created: Value = serde_json::from_str(&created).unwrap();
+    let admin_token = created["token"].as_str().unwrap().to_string();
+    let admin_id = created["id"].as_str().unwrap().to_string();
+    // That body is where this token is handed over; record it as such.
+    let (label, text) = bodies.borrow_mut().pop().unwrap();
+    written.add_issuing(label, text, &admin_token);
+    tokens.push(admin_token.clone());
+    assert_eq!(
+        call(
+            "admin-issued use",
+            client
+                .post(url("/v1/chat/completions"))
+                .bearer_auth(&admin_token)
+                .body(chat.to_string())
+        )
+        .await
+        .0,
+        200
+    );
+    for (label, path) in [
+        ("admin list", "/admin/v1/tokens?all=true".to_string()),
+        ("admin show", format!("/admin/v1/tokens/{admin_id}")),
+        ("admin usage", "/admin/v1/usage?by=model".to_string()),
+    ] {
+        assert_eq!(
+            call(label, client.get(url(&path)).bearer_auth(ADMIN_SECRET))
+                .await
+                .0,
+            200,
+            "{label}"
+        );
+    }
+    assert_eq!(
+        call(
+            "admin revoke",
+            client
+                .delete(url(&format!("/admin/v1/tokens/{admin_id}")))
+                .bearer_auth(ADMIN_SECRET)
+        )
+        .await
+        .0,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        call(
+            "revoked use",
+            client
+                .post(url("/v1/chat/completions"))
+                .bearer_auth(&admin_token)
+                .body(chat.to_string())
+        )
+        .await
+        .0,
+        401
+    );
+    assert_eq!(call("metrics", client.get(url("/metrics"))).await.0, 200);
+    assert!(serve.stop().success());
+    written.add("serve log (trace)", log.lock().unwrap().join("\n"));
+    for (label, text) in bodies.into_inner() {
+        written.add(format!("response: {label}"), text);
+    }
+
+    // Every other command, in every output format, at the most verbose log level.
+    for args in [
+        vec!["token", "list", "--all"],
+        vec!["token", "list", "--all", "--json"],
+        vec!["token", "show", &openai_id],
+        vec!["token", "show", &openai_id, "--json"],
+        vec!["token", "update", &openai_id, "--rpm", "600"],
+        vec!["usage"],
+        vec!["usage", "--json"],
+        vec!["usage", "--csv", "--by", "model"],
+        vec!["issuer", "list", "--json"],
+        vec!["migrate"],
+        vec!["providers"],
+        vec!["token", "revoke", &openai_id, "--yes"],
+    ] {
+        written.cli(&args.join(" "), cli(&env, &args, &[]).await);
+    }
+    written.add("database dump", env.dump_database());
+    // The search can find what it looks for: the keys did reach the provider.
+    let upstream_saw: String = mock.requests().iter().map(|r| r.everything()).collect();
+    for key in [
+        OPENAI_KEY,
+        ANTHROPIC_KEY,
+        GEMINI_KEY,
+        SIGNED_KEY,
+        ADMIN_ISSUED_KEY,
+    ] {
+        assert!(
+            common::contains(upstream_saw.as_bytes(), key),
+            "{key} never reached the provider"
+        );
+    }
+    let log_len = written
+        .pieces
+        .iter()
+        .find(|p| p.0.starts_with("serve log"))
+        .unwrap()
+        .1
+        .len();
+    assert!(
+        log_len > 20_000,
+        "the trace log is suspiciously short: {log_len} bytes"
+    );
+    written.assert_clean(
+        &[
+            OPENAI_KEY,
+            ANTHROPIC_KEY,
+            GEMINI_KEY,
+            SIGNED_KEY,
+            ADMIN_ISSUED_KEY,
+            ADMIN_SECRET,
+        ],
+        &tokens,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_written_anywhere_holds_a_secret() {
+    for env in TestEnv::all() {
+        case(env).await;
+    }
+}
