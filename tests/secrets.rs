@@ -453,17 +453,22 @@ async fn case(env: TestEnv) {
             "{key} never reached the provider"
         );
     }
-    let log_len = written
+    // The log was written at trace level and holds the relay's line for each call.
+    let log = &written
         .pieces
         .iter()
         .find(|p| p.0.starts_with("serve log"))
         .unwrap()
-        .1
-        .len();
+        .1;
     assert!(
-        log_len > 20_000,
-        "the trace log is suspiciously short: {log_len} bytes"
+        common::contains(log, "TRACE"),
+        "the log is not at trace level"
     );
+    let call_lines = String::from_utf8_lossy(log)
+        .lines()
+        .filter(|l| l.contains("token_id="))
+        .count();
+    assert!(call_lines >= 8, "only {call_lines} call lines in the log");
     written.assert_clean(
         &[
             OPENAI_KEY,
