@@ -242,9 +242,8 @@ async fn case(env: TestEnv) {
     tokio::time::sleep(Duration::from_millis(200)).await;
     mock.release();
     let streamed = streamed.await.unwrap().unwrap();
-    bodies
-        .borrow_mut()
-        .push(("openai stream".into(), streamed.text().await.unwrap()));
+    let streamed = streamed.text().await.unwrap();
+    bodies.borrow_mut().push(("openai stream".into(), streamed));
     assert_eq!(
         call(
             "anthropic",
