@@ -6,7 +6,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -15,19 +14,7 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tower_service::Service;
 use warp::Filter;
-use warp::http::Method;
 use warp::reply::Response;
-
-use super::{AppState, proxy};
-
-/// Whether a request goes straight to the relay: everything but CORS preflights and the
-/// paths of the relay's own routes (health, readiness, metrics, admin), which warp routes
-/// (and, when none of them matches, passes on to the relay just the same).
-fn takes_directly(method: &Method, path: &str) -> bool {
-    method != Method::OPTIONS
-        && !matches!(path, "/healthz" | "/readyz" | "/metrics")
-        && !path.starts_with("/admin")
-}
 
 /// The client's address, in each request's extensions.
 #[derive(Debug, Clone, Copy)]
@@ -37,16 +24,11 @@ pub struct PeerAddr(pub SocketAddr);
 /// connections up to the grace period to finish. Returns whether they all finished in time.
 /// A client gets `client_timeout` to send a request's headers (its body is bounded by the
 /// handler that reads it).
-///
-/// With `relay`, requests that no other route could take go straight to the relay handler,
-/// without warp's filter chain (which clones every request's headers and allocates a future
-/// per filter): the relay is the hot path. What goes where is [`takes_directly`]'s decision.
 pub async fn serve<F>(
     filter: F,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()>,
     config: &super::ServeConfig,
-    relay: Option<Arc<AppState>>,
 ) -> bool
 where
     F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
@@ -69,34 +51,17 @@ where
         };
         let _ = stream.set_nodelay(true);
         let service = service.clone();
-        let relay = relay.clone();
         let per_request =
             hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-                let direct = relay
-                    .clone()
-                    .filter(|_| takes_directly(request.method(), request.uri().path()));
                 request.extensions_mut().insert(PeerAddr(peer));
                 let mut service = service.clone();
                 async move {
-                    let response = match direct {
-                        Some(state) => {
-                            let (parts, body) = request.into_parts();
-                            let incoming = proxy::Incoming {
-                                method: parts.method,
-                                path: parts.uri.path().to_string(),
-                                query: parts.uri.query().map(str::to_string),
-                                headers: parts.headers,
-                                peer: Some(peer),
-                            };
-                            let body = http_body_util::BodyDataStream::new(body);
-                            proxy::handle(state, incoming, body).await
-                        }
-                        None => service
+                    Ok::<_, Infallible>(
+                        service
                             .call(request)
                             .await
                             .unwrap_or_else(|never| match never {}),
-                    };
-                    Ok::<_, Infallible>(response)
+                    )
                 }
             });
         let mut builder = Builder::new(TokioExecutor::new());

@@ -235,7 +235,7 @@ pub async fn run_metrics(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let routes = metrics_filter(state.clone()).recover(not_found).unify();
-    listener::serve(routes, listener, shutdown, &state.config, None).await;
+    listener::serve(routes, listener, shutdown, &state.config).await;
 }
 
 /// Serves only the admin API on its own listener (`--admin-listen`), until `shutdown`.
@@ -248,7 +248,7 @@ pub async fn run_admin(
     let routes = admin::routes(state.clone(), secret)
         .recover(not_found)
         .unify();
-    listener::serve(routes, listener, shutdown, &state.config, None).await;
+    listener::serve(routes, listener, shutdown, &state.config).await;
 }
 
 /// Serves on `listener` until `shutdown` resolves, then lets in-flight requests finish for
@@ -261,15 +261,7 @@ pub async fn run(
     let counter = state.counter.spawn_writer();
     let maintenance = state.store.spawn_maintenance();
     let grace = state.config.grace_period;
-    if !listener::serve(
-        routes(state.clone()),
-        listener,
-        shutdown,
-        &state.config,
-        Some(state.clone()),
-    )
-    .await
-    {
+    if !listener::serve(routes(state.clone()), listener, shutdown, &state.config).await {
         tracing::warn!(
             grace_s = grace.as_secs_f64(),
             "grace period over; closing the remaining connections"

@@ -28,9 +28,9 @@ pub struct Incoming {
 }
 
 /// Answers one relayed request; every refusal becomes an OpenAI-shaped error here.
-pub async fn handle<S, B, E>(state: Arc<AppState>, incoming: Incoming, body: S) -> Response
+pub async fn handle<S, B>(state: Arc<AppState>, incoming: Incoming, body: S) -> Response
 where
-    S: Stream<Item = Result<B, E>> + Send + Unpin,
+    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
     B: Buf,
 {
     let started = Instant::now();
@@ -177,14 +177,14 @@ fn prepare_body(
     Ok((body, model, stream, hide_usage))
 }
 
-async fn relay<S, B, E>(
+async fn relay<S, B>(
     state: &Arc<AppState>,
     incoming: &Incoming,
     body: S,
     started: Instant,
 ) -> Result<Response, Refusal>
 where
-    S: Stream<Item = Result<B, E>> + Send + Unpin,
+    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
     B: Buf,
 {
     let presented = forward::extract_token(&incoming.headers, incoming.query.as_deref())
@@ -386,14 +386,14 @@ async fn upstream_failure(state: &AppState, id: &str, error: reqwest::Error) -> 
 /// Reads the whole request body, refusing past `limit` bytes (early, when the client
 /// announced its length) and when it takes longer than `timeout` (a client that trickles
 /// its body must not hold a connection and a task forever).
-pub(super) async fn read_body<S, B, E>(
+pub(super) async fn read_body<S, B>(
     body: S,
     headers: &HeaderMap,
     limit: u64,
     timeout: std::time::Duration,
 ) -> Result<Bytes, ApiError>
 where
-    S: Stream<Item = Result<B, E>> + Send + Unpin,
+    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
     B: Buf,
 {
     tokio::time::timeout(timeout, read_all(body, headers, limit))
@@ -401,9 +401,9 @@ where
         .unwrap_or(Err(ApiError::RequestTimeout))
 }
 
-async fn read_all<S, B, E>(mut body: S, headers: &HeaderMap, limit: u64) -> Result<Bytes, ApiError>
+async fn read_all<S, B>(mut body: S, headers: &HeaderMap, limit: u64) -> Result<Bytes, ApiError>
 where
-    S: Stream<Item = Result<B, E>> + Send + Unpin,
+    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
     B: Buf,
 {
     let announced = headers
