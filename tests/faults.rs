@@ -39,6 +39,17 @@ async fn post(relay: &TestRelay, token: &str, body: &str) -> reqwest::Response {
         .expect("the relay answers")
 }
 
+/// A fresh SQLite installation with one token for `upstream` (plus `extra` issue flags),
+/// and a relay with short timeouts in front of it: (env, token id, token, relay).
+async fn relay_for(upstream: &str, extra: &[&str]) -> (TestEnv, String, String, TestRelay) {
+    let env = TestEnv::sqlite();
+    let mut args = vec!["--upstream", upstream];
+    args.extend_from_slice(extra);
+    let (id, token) = issue_async(&env, KEY, &args).await;
+    let relay = TestRelay::start(&env, quick()).await;
+    (env, id, token, relay)
+}
+
 /// Waits (up to 5 s) for `check`.
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -52,12 +63,10 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_upstream_is_502_and_the_call_is_given_back() {
-    let env = TestEnv::sqlite();
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let (id, token) = issue_async(&env, KEY, &["--upstream", &url, "--max-calls", "2"]).await;
-    let relay = TestRelay::start(&env, quick()).await;
+    let (env, id, token, relay) = relay_for(&url, &["--max-calls", "2"]).await;
     for _ in 0..4 {
         assert_refusal(
             post(&relay, &token, CHAT).await,
@@ -75,7 +84,6 @@ async fn a_refused_upstream_is_502_and_the_call_is_given_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_hangs_is_504_and_its_connection_is_dropped() {
-    let env = TestEnv::sqlite();
     let upstream = RawUpstream::start(|mut socket| async move {
         // Never answers; reports whether the relay gives up on the connection.
         if relay_closes(&mut socket, Duration::from_secs(5)).await {
@@ -85,8 +93,7 @@ async fn an_upstream_that_hangs_is_504_and_its_connection_is_dropped() {
         }
     })
     .await;
-    let (id, token) = issue_async(&env, KEY, &["--upstream", &upstream.url]).await;
-    let relay = TestRelay::start(&env, quick()).await;
+    let (env, id, token, relay) = relay_for(&upstream.url, &[]).await;
     let start = Instant::now();
     assert_refusal(
         post(&relay, &token, CHAT).await,
@@ -113,7 +120,6 @@ async fn an_upstream_that_hangs_is_504_and_its_connection_is_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_closes_mid_response_cuts_the_clients_response_too() {
-    let env = TestEnv::sqlite();
     let upstream = RawUpstream::start(|mut socket| async move {
         let head =
             b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n";
@@ -126,8 +132,7 @@ async fn an_upstream_that_closes_mid_response_cuts_the_clients_response_too() {
         Outcome::Done // dropping the socket closes it, 970 bytes short
     })
     .await;
-    let (id, token) = issue_async(&env, KEY, &["--upstream", &upstream.url]).await;
-    let relay = TestRelay::start(&env, quick()).await;
+    let (env, id, token, relay) = relay_for(&upstream.url, &[]).await;
     let response = post(&relay, &token, CHAT).await;
     assert_eq!(response.status(), 200);
     // The client must see an error, never a short body passed off as complete.
@@ -142,7 +147,6 @@ async fn an_upstream_that_closes_mid_response_cuts_the_clients_response_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_sse_passes_through_byte_for_byte_and_counts_nothing_wrong() {
-    let env = TestEnv::sqlite();
     let long_line = format!("data: {}", "x".repeat(200_000));
     let garbage: Vec<Vec<u8>> = vec![
         b"data: {not json\n\n".to_vec(),
@@ -165,8 +169,7 @@ async fn malformed_sse_passes_through_byte_for_byte_and_counts_nothing_wrong() {
         }
     })
     .await;
-    let (id, token) = issue_async(&env, KEY, &["--upstream", &upstream.url]).await;
-    let relay = TestRelay::start(&env, quick()).await;
+    let (env, id, token, relay) = relay_for(&upstream.url, &[]).await;
     // Once as a plain stream (the relay asks for usage and filters), once asking for usage.
     for body in [
         r#"{"model":"m","stream":true}"#,
@@ -190,7 +193,6 @@ async fn malformed_sse_passes_through_byte_for_byte_and_counts_nothing_wrong() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endless_stream_ends_when_the_client_leaves_and_frees_its_slot() {
-    let env = TestEnv::sqlite();
     let upstream = RawUpstream::start(|mut socket| async move {
         if send_paced(&mut socket, &[SSE_HEAD], Duration::ZERO)
             .await
@@ -212,13 +214,7 @@ async fn an_endless_stream_ends_when_the_client_leaves_and_frees_its_slot() {
         Outcome::Done
     })
     .await;
-    let (id, token) = issue_async(
-        &env,
-        KEY,
-        &["--upstream", &upstream.url, "--concurrency", "1"],
-    )
-    .await;
-    let relay = TestRelay::start(&env, quick()).await;
+    let (env, id, token, relay) = relay_for(&upstream.url, &["--concurrency", "1"]).await;
     let body = r#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#;
     let mut response = post(&relay, &token, body).await;
     let mut got = 0;
@@ -249,7 +245,6 @@ async fn an_endless_stream_ends_when_the_client_leaves_and_frees_its_slot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gigantic_upstream_headers_are_a_502_and_the_relay_stays_up() {
-    let env = TestEnv::sqlite();
     let upstream = RawUpstream::start(|mut socket| async move {
         let mut head = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-huge: ".to_vec();
         head.extend(std::iter::repeat_n(b'a', 2 * 1024 * 1024));
@@ -257,8 +252,7 @@ async fn gigantic_upstream_headers_are_a_502_and_the_relay_stays_up() {
         send_paced(&mut socket, &[&head], Duration::ZERO).await
     })
     .await;
-    let (id, token) = issue_async(&env, KEY, &["--upstream", &upstream.url]).await;
-    let relay = TestRelay::start(&env, quick()).await;
+    let (env, id, token, relay) = relay_for(&upstream.url, &[]).await;
     assert_refusal(
         post(&relay, &token, CHAT).await,
         502,
@@ -279,7 +273,6 @@ async fn gigantic_upstream_headers_are_a_502_and_the_relay_stays_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_upstream_byte_by_byte_arrives_whole_and_is_read_for_usage() {
-    let env = TestEnv::sqlite();
     let upstream = RawUpstream::start(|mut socket| async move {
         let response = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{CHAT_JSON}",
@@ -289,8 +282,7 @@ async fn a_slow_upstream_byte_by_byte_arrives_whole_and_is_read_for_usage() {
         send_paced(&mut socket, &bytes, Duration::from_millis(3)).await
     })
     .await;
-    let (id, token) = issue_async(&env, KEY, &["--upstream", &upstream.url]).await;
-    let relay = TestRelay::start(&env, quick()).await;
+    let (env, id, token, relay) = relay_for(&upstream.url, &[]).await;
     let response = post(&relay, &token, CHAT).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), CHAT_JSON);
@@ -328,10 +320,8 @@ async fn read_until_close(socket: &mut TcpStream, limit: Duration) -> Option<Vec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_leaves_mid_body_is_neither_forwarded_nor_counted() {
-    let env = TestEnv::sqlite();
     let mock = MockUpstream::start().await;
-    let (id, token) = issue_async(&env, KEY, &["--upstream", &mock.url]).await;
-    let relay = TestRelay::start(&env, quick()).await;
+    let (env, id, token, relay) = relay_for(&mock.url, &[]).await;
     let mut socket = connect(&relay).await;
     let head = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nhost: relay\r\nauthorization: Bearer {token}\r\ncontent-length: 1000\r\n\r\n{{\"model\""
@@ -347,10 +337,8 @@ async fn a_client_that_leaves_mid_body_is_neither_forwarded_nor_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_headers_and_bodies_are_cut_at_the_client_timeout() {
-    let env = TestEnv::sqlite();
     let mock = MockUpstream::start().await;
-    let (id, token) = issue_async(&env, KEY, &["--upstream", &mock.url]).await;
-    let relay = TestRelay::start(&env, quick()).await;
+    let (env, id, token, relay) = relay_for(&mock.url, &[]).await;
 
     // Headers, one byte every 100 ms: the connection is closed after the 1 s timeout.
     let mut socket = connect(&relay).await;
