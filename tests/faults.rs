@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::mock::{CHAT_JSON, MockUpstream};
-use common::raw::{Outcome, RawUpstream, SSE_HEAD, chunk, relay_closes, send_paced};
+use common::raw::{Outcome, RawUpstream, SSE_HEAD, chunk, read_until_close, send_paced};
 use common::{
     ServeProcess, TestEnv, TestRelay, assert_refusal, http, issue_async, usage_of, used_calls,
 };
@@ -86,7 +86,10 @@ async fn a_refused_upstream_is_502_and_the_call_is_given_back() {
 async fn an_upstream_that_hangs_is_504_and_its_connection_is_dropped() {
     let upstream = RawUpstream::start(|mut socket| async move {
         // Never answers; reports whether the relay gives up on the connection.
-        if relay_closes(&mut socket, Duration::from_secs(5)).await {
+        if read_until_close(&mut socket, Duration::from_secs(5))
+            .await
+            .is_some()
+        {
             Outcome::RelayGone
         } else {
             Outcome::Done
@@ -298,24 +301,6 @@ async fn connect(relay: &TestRelay) -> TcpStream {
     TcpStream::connect(relay.url.trim_start_matches("http://"))
         .await
         .unwrap()
-}
-
-/// Reads what the relay sends until it closes or resets the connection (up to `limit`);
-/// `None` if it is still open then.
-async fn read_until_close(socket: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    tokio::time::timeout(limit, async {
-        loop {
-            match socket.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await
-    .ok()?;
-    Some(out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

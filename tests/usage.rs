@@ -8,7 +8,7 @@ use chrono::{TimeZone, Utc};
 use common::mock::{ANTHROPIC_FIRST, FIRST_EVENT, MockUpstream, REST_EVENTS, USAGE_EVENT};
 use common::{TestEnv, TestRelay, cli_async, http, issue_async, usage_of};
 use relayapi::server::ServeConfig;
-use relayapi::store::{Migrations, Store, UsageRecord};
+use relayapi::store::UsageRecord;
 use serde_json::Value;
 
 const KEY: &str = "sk-real-UPSTREAMKEY-0123456789abcdef";
@@ -245,11 +245,9 @@ async fn nothing_is_lost_over_a_graceful_restart() {
         for t in tasks {
             assert_eq!(t.await.unwrap(), 200);
         }
-        // Stop at once: the queue and the counts must be written by the stop itself.
+        // Stop at once: the usage queue must be written by the stop itself.
         relay.stop().await;
-        let store = Store::connect(&env.database_url, Migrations::Apply)
-            .await
-            .unwrap();
+        let store = env.store().await;
         let rows = store
             .usage_report(
                 &relayapi::store::UsageFilter {
@@ -346,9 +344,7 @@ async fn the_report_in_table_json_and_csv() {
             stream: false,
             aborted,
         };
-    let store = Store::connect(&env.database_url, Migrations::Apply)
-        .await
-        .unwrap();
+    let store = env.store().await;
     store
         .insert_usage(&[
             rec(&a, day1, "gpt-4o", 200, 10, 5, false),

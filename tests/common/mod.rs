@@ -98,6 +98,13 @@ impl TestEnv {
         TestEnvHandle::from(self).issue(api_key, args)
     }
 
+    /// The environment's store, through the real migrations.
+    pub async fn store(&self) -> Store {
+        Store::connect(&self.database_url, Migrations::Apply)
+            .await
+            .expect("store")
+    }
+
     /// Everything the database holds, as bytes a dump would contain.
     pub fn dump_database(&self) -> Vec<u8> {
         match self.backend {
@@ -208,9 +215,7 @@ pub struct TestRelay {
 impl TestRelay {
     pub async fn start(env: &TestEnv, config: ServeConfig) -> Self {
         std::fs::create_dir_all(env.data_dir()).expect("data dir");
-        let store = Store::connect(&env.database_url, Migrations::Apply)
-            .await
-            .expect("store");
+        let store = env.store().await;
         let (ring, _) = KeyRing::load_or_create(&env.keys_dir()).expect("key ring");
         let state = Arc::new(AppState::new(config, store, ring).expect("state"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -485,9 +490,7 @@ pub async fn assert_refusal(
 
 /// A token's `used_calls`, read from the store.
 pub async fn used_calls(env: &TestEnv, id: &str) -> i64 {
-    let store = Store::connect(&env.database_url, Migrations::Apply)
-        .await
-        .expect("store");
+    let store = env.store().await;
     let used = store.get_token(id).await.expect("token").used_calls;
     store.close().await;
     used
@@ -495,9 +498,7 @@ pub async fn used_calls(env: &TestEnv, id: &str) -> i64 {
 
 /// How many usage records the store holds, over all tokens.
 pub async fn usage_records(env: &TestEnv) -> i64 {
-    let store = Store::connect(&env.database_url, Migrations::Apply)
-        .await
-        .expect("store");
+    let store = env.store().await;
     let rows = store
         .usage_report(
             &relayapi::store::UsageFilter::default(),
@@ -511,9 +512,7 @@ pub async fn usage_records(env: &TestEnv) -> i64 {
 
 /// The usage report row of one token, waiting (up to 5 s) until it shows `calls` calls.
 pub async fn usage_of(env: &TestEnv, token_id: &str, calls: i64) -> relayapi::store::UsageRow {
-    let store = Store::connect(&env.database_url, Migrations::Apply)
-        .await
-        .expect("store");
+    let store = env.store().await;
     let filter = relayapi::store::UsageFilter {
         token_id: Some(token_id.to_string()),
         ..Default::default()

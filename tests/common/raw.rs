@@ -121,19 +121,22 @@ pub async fn send_paced(socket: &mut TcpStream, parts: &[&[u8]], pause: Duration
     Outcome::Done
 }
 
-/// Waits (up to `limit`) for the relay to close the connection; says whether it did.
-pub async fn relay_closes(socket: &mut TcpStream, limit: Duration) -> bool {
-    let mut sink = [0u8; 1024];
+/// Reads what the peer sends until it closes or resets the connection (up to `limit`);
+/// `None` if it is still open then.
+pub async fn read_until_close(socket: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
     tokio::time::timeout(limit, async {
         loop {
-            match socket.read(&mut sink).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
             }
         }
     })
     .await
-    .is_ok()
+    .ok()?;
+    Some(out)
 }
 
 /// One HTTP/1.1 chunk.
