@@ -93,5 +93,17 @@ async fn main() {
     let health = warp::path!("health").map(|| "ok");
     let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
     eprintln!("mock upstream on http://{}", listener.local_addr().unwrap());
-    warp::serve(health.or(route)).incoming(listener).run().await;
+    // The relay's own accept loop: TCP_NODELAY on every socket, as a real provider's edge
+    // has. With warp::serve (Nagle on) each paced event waited for the client's delayed ACK.
+    let routes = health
+        .or(route)
+        .map(warp::Reply::into_response)
+        .recover(|_| async {
+            Ok::<_, Infallible>(warp::Reply::into_response(
+                warp::http::StatusCode::NOT_FOUND,
+            ))
+        })
+        .unify();
+    let config = relayapi::server::ServeConfig::default();
+    relayapi::server::listener::serve(routes, listener, std::future::pending(), &config).await;
 }
