@@ -51,7 +51,7 @@ impl Store {
         caps: &IssuerCaps,
     ) -> Result<Issuer, StoreError> {
         if Issuers::find_by_id(name.to_string())
-            .one(&self.db)
+            .one(&self.writer)
             .await?
             .is_some()
         {
@@ -68,7 +68,7 @@ impl Store {
             max_lifetime_secs: Set(caps.max_lifetime_secs),
             max_calls: Set(caps.max_calls),
         }
-        .insert(&self.db)
+        .insert(&self.writer)
         .await?
         .try_into()
     }
@@ -94,7 +94,7 @@ impl Store {
     /// Revokes an issuer and, in the same transaction, every token of it already in use.
     pub async fn revoke_issuer(&self, name: &str) -> Result<Issuer, StoreError> {
         let now = Utc::now();
-        let txn = self.db.begin().await?;
+        let txn = self.writer.begin().await?;
         Issuers::update_many()
             .col_expr(issuer::Column::RevokedAt, Expr::value(now))
             .filter(issuer::Column::Name.eq(name))
@@ -123,7 +123,7 @@ impl Store {
         let active = super::tokens::new_row(new, Some(issuer));
         Tokens::insert(active)
             .on_conflict(OnConflict::new().do_nothing().to_owned())
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&self.writer)
             .await?;
         self.get_token(&new.id).await
     }
@@ -154,7 +154,7 @@ impl Store {
         active.revoked_at = Set(Some(at));
         Tokens::insert(active)
             .on_conflict(OnConflict::new().do_nothing().to_owned())
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&self.writer)
             .await?;
         self.revoke(id).await
     }

@@ -58,7 +58,13 @@ pub struct MigrationState {
 
 #[derive(Clone)]
 pub struct Store {
+    /// Reads.
     db: DatabaseConnection,
+    /// Writes. On SQLite a pool of one connection: writers take turns in the pool's queue
+    /// instead of in SQLite's busy handler (which sleeps), and the connection's page cache
+    /// stays valid from one write to the next (SQLite drops a connection's cache whenever
+    /// another connection has written). On PostgreSQL the same pool as reads.
+    writer: DatabaseConnection,
     url: std::sync::Arc<str>,
 }
 
@@ -80,23 +86,34 @@ impl Store {
         options
             .connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(5))
+            // sqlx pings every connection it hands out by default: one more round trip
+            // (to PostgreSQL, or to SQLite's connection thread) before every query. Only a
+            // connection that sat idle long enough to have been dropped is checked first.
+            .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
             .sqlx_logging(false);
-        if is_sqlite {
+        let store = if is_sqlite {
             // WAL lets readers run beside the writer; NORMAL sync keeps every commit across a
             // process crash (a power loss may lose the last commits).
-            options.max_connections(8).map_sqlx_sqlite_opts(|o| {
+            options.map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .create_if_missing(true)
             });
+            let writer = Database::connect(options.clone().max_connections(1).to_owned()).await?;
+            let db = Database::connect(options.max_connections(8).to_owned()).await?;
+            Store {
+                db,
+                writer,
+                url: url.into(),
+            }
         } else {
-            options.max_connections(32);
-        }
-        let db = Database::connect(options).await?;
-        let store = Store {
-            db,
-            url: url.into(),
+            let db = Database::connect(options.max_connections(32).to_owned()).await?;
+            Store {
+                writer: db.clone(),
+                db,
+                url: url.into(),
+            }
         };
         if migrations == Migrations::Apply {
             store.migrate().await?;
@@ -115,7 +132,7 @@ impl Store {
     /// Applies pending migrations; returns the names applied. On PostgreSQL an advisory lock
     /// serializes processes that start together.
     pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.writer.begin().await?;
         if txn.get_database_backend() == DbBackend::Postgres {
             txn.execute_raw(Statement::from_string(
                 DbBackend::Postgres,
@@ -152,6 +169,9 @@ impl Store {
     }
 
     pub async fn close(self) {
+        if self.db.get_database_backend() == DbBackend::Sqlite {
+            let _ = self.writer.close().await;
+        }
         let _ = self.db.close().await;
     }
 }
@@ -196,5 +216,6 @@ impl Store {
     }
 }
 
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 const CHECKPOINT_BUSY_TIMEOUT: Duration = Duration::from_millis(200);

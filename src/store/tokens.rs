@@ -208,7 +208,7 @@ pub(super) fn new_row(new: &NewToken, issuer: Option<&str>) -> token::ActiveMode
 
 impl Store {
     pub async fn insert_token(&self, new: &NewToken) -> Result<TokenRecord, StoreError> {
-        new_row(new, None).insert(&self.db).await?.try_into()
+        new_row(new, None).insert(&self.writer).await?.try_into()
     }
 
     /// All tokens, newest first.
@@ -274,7 +274,7 @@ impl Store {
             .col_expr(Column::RevokedAt, Expr::value(Utc::now()))
             .filter(Column::Id.eq(id))
             .filter(Column::RevokedAt.is_null())
-            .exec(&self.db)
+            .exec(&self.writer)
             .await?;
         self.get_token(id).await
     }
@@ -285,7 +285,7 @@ impl Store {
         update: &TokenUpdate,
     ) -> Result<TokenRecord, StoreError> {
         let current = Tokens::find_by_id(id.to_string())
-            .one(&self.db)
+            .one(&self.writer)
             .await?
             .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
         let mut active: token::ActiveModel = current.into();
@@ -304,7 +304,7 @@ impl Store {
         if let Some(policy) = &update.policy {
             set_policy(&mut active, policy);
         }
-        active.update(&self.db).await?.try_into()
+        active.update(&self.writer).await?.try_into()
     }
 
     /// Counts one call if the token is not revoked and has calls left, in one atomic
@@ -320,13 +320,13 @@ impl Store {
                     .add(Column::MaxCalls.is_null())
                     .add(Expr::col(Column::UsedCalls).lt(Expr::col(Column::MaxCalls))),
             )
-            .exec(&self.db)
+            .exec(&self.writer)
             .await?;
         if result.rows_affected == 1 {
             return Ok(Consume::Counted);
         }
         Ok(
-            match Tokens::find_by_id(id.to_string()).one(&self.db).await? {
+            match Tokens::find_by_id(id.to_string()).one(&self.writer).await? {
                 None => Consume::Missing,
                 Some(row) if row.revoked_at.is_some() => Consume::Revoked,
                 Some(_) => Consume::Exhausted,
@@ -360,7 +360,7 @@ impl Store {
                 )
                 .col_expr(Column::LastUsedAt, Expr::value(last_used_at))
                 .filter(Column::Id.is_in(chunk.iter().map(|(id, _)| id.as_str())))
-                .exec(&self.db)
+                .exec(&self.writer)
                 .await?;
         }
         Ok(())
@@ -372,7 +372,7 @@ impl Store {
             .col_expr(Column::UsedCalls, Expr::col(Column::UsedCalls).sub(1))
             .filter(Column::Id.eq(id))
             .filter(Column::UsedCalls.gt(0))
-            .exec(&self.db)
+            .exec(&self.writer)
             .await?;
         Ok(())
     }

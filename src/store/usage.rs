@@ -107,8 +107,10 @@ impl Store {
             stream: Set(r.stream),
             aborted: Set(r.aborted),
         });
-        let txn = self.db.begin().await?;
-        UsageRecords::insert_many(models).exec(&txn).await?;
+        let txn = self.writer.begin().await?;
+        UsageRecords::insert_many(models)
+            .exec_without_returning(&txn)
+            .await?;
         for (id, total) in per_token {
             Tokens::update_many()
                 .col_expr(
