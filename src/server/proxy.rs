@@ -192,9 +192,9 @@ where
     if !forward::path_is_safe(&incoming.path) {
         return Err((ApiError::InvalidPath, None));
     }
-    let resolved = state
-        .tokens
-        .resolve(&presented)
+    // The store's futures are large and awaited only briefly: boxed, they do not widen
+    // this future, which lives (and is moved through the server's layers) for every call.
+    let resolved = Box::pin(state.tokens.resolve(&presented))
         .await
         .map_err(|e| (e, None))?;
     let record = resolved.record();
@@ -260,7 +260,9 @@ where
         .map_err(refuse)?;
 
     // Everything that can refuse has run: from here on the call counts.
-    state.counter.consume(&record).await.map_err(refuse)?;
+    Box::pin(state.counter.consume(&record))
+        .await
+        .map_err(refuse)?;
 
     let started_at = Utc::now();
     let bytes_in = body.len() as u64;
@@ -295,7 +297,7 @@ where
             return Err(refuse(ApiError::UpstreamTimeout));
         }
         Ok(Err(e)) => {
-            let (error, reached_provider) = upstream_failure(state, &id, e).await;
+            let (error, reached_provider) = Box::pin(upstream_failure(state, &id, e)).await;
             if reached_provider {
                 record_failure(error.status().as_u16());
             }
