@@ -216,6 +216,51 @@ impl Store {
     }
 }
 
+/// Splits `items` into pieces for multi-row statements: full pieces of `max` (a power of
+/// two), then the rest in descending powers of two. The statement's text depends on its row
+/// count, and every text a connection runs stays prepared in its statement cache (100 per
+/// connection): with any count from 1 to 512, SQLite held ~14 MB of compiled usage
+/// inserts. Powers of two bound the distinct texts to log2(max) + 1.
+pub(crate) fn statement_pieces<T>(items: &[T], max: usize) -> Vec<&[T]> {
+    debug_assert!(max.is_power_of_two());
+    let mut pieces = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let len = if rest.len() >= max {
+            max
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (piece, tail) = rest.split_at(len);
+        pieces.push(piece);
+        rest = tail;
+    }
+    pieces
+}
+
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 const CHECKPOINT_BUSY_TIMEOUT: Duration = Duration::from_millis(200);
+
+#[cfg(test)]
+mod tests {
+    use super::statement_pieces;
+
+    #[test]
+    fn pieces_are_powers_of_two_and_keep_every_item_in_order() {
+        for n in 0..=1100usize {
+            let items: Vec<usize> = (0..n).collect();
+            let pieces = statement_pieces(&items, 64);
+            assert!(
+                pieces
+                    .iter()
+                    .all(|p| p.len().is_power_of_two() && p.len() <= 64)
+            );
+            assert_eq!(pieces.concat(), items);
+            // Full pieces first, then at most one piece of each smaller size.
+            let small: Vec<usize> = pieces.iter().map(|p| p.len()).filter(|l| *l < 64).collect();
+            assert!(small.windows(2).all(|w| w[0] > w[1]), "{n}: {small:?}");
+        }
+        assert_eq!(statement_pieces(&[0u8; 7], 64).len(), 3);
+    }
+}

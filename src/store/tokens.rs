@@ -1,8 +1,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde::Serialize;
 
@@ -11,8 +11,8 @@ use super::entities::token::{self, Column};
 use super::{Store, StoreError};
 use crate::policy::Policy;
 
-/// Tokens per `add_calls` statement (each takes three bound parameters).
-const ADD_CALLS_CHUNK: usize = 500;
+/// Most tokens per `add_calls` statement (each takes three bound parameters).
+const ADD_CALLS_CHUNK: usize = 256;
 
 /// A token as the rest of the program sees it: limits and state, never a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -340,29 +340,18 @@ impl Store {
         calls: &[(String, i64)],
         last_used_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        // One statement per chunk: `used_calls + CASE id WHEN .. THEN n .. END`. A chunk keeps
-        // the statement well under every backend's bound-parameter limit.
-        for chunk in calls.chunks(ADD_CALLS_CHUNK) {
-            let Some(((first_id, first_n), rest)) = chunk.split_first() else {
-                continue;
-            };
-            let increment = rest
-                .iter()
-                .fold(
-                    Expr::case(Column::Id.eq(first_id.as_str()), *first_n),
-                    |case, (id, n)| case.case(Column::Id.eq(id.as_str()), *n),
-                )
-                .finally(0i64);
-            Tokens::update_many()
-                .col_expr(
-                    Column::UsedCalls,
-                    Expr::col(Column::UsedCalls).add(increment),
-                )
-                .col_expr(Column::LastUsedAt, Expr::value(last_used_at))
-                .filter(Column::Id.is_in(chunk.iter().map(|(id, _)| id.as_str())))
-                .exec(&self.writer)
-                .await?;
+        // One statement per piece: `used_calls + CASE id WHEN .. THEN n .. END`. A piece keeps
+        // the statement well under every backend's bound-parameter limit; several pieces
+        // are written in one transaction, so that a batch is counted whole or not at all.
+        let pieces = super::statement_pieces(calls, ADD_CALLS_CHUNK);
+        if let [piece] = pieces[..] {
+            return add_calls_piece(&self.writer, piece, last_used_at).await;
         }
+        let txn = self.writer.begin().await?;
+        for piece in pieces {
+            add_calls_piece(&txn, piece, last_used_at).await?;
+        }
+        txn.commit().await?;
         Ok(())
     }
 
@@ -376,4 +365,32 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// One `add_calls` statement, on the writer or inside its transaction.
+async fn add_calls_piece<C: ConnectionTrait>(
+    db: &C,
+    piece: &[(String, i64)],
+    last_used_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let Some(((first_id, first_n), rest)) = piece.split_first() else {
+        return Ok(());
+    };
+    let increment = rest
+        .iter()
+        .fold(
+            Expr::case(Column::Id.eq(first_id.as_str()), *first_n),
+            |case, (id, n)| case.case(Column::Id.eq(id.as_str()), *n),
+        )
+        .finally(0i64);
+    Tokens::update_many()
+        .col_expr(
+            Column::UsedCalls,
+            Expr::col(Column::UsedCalls).add(increment),
+        )
+        .col_expr(Column::LastUsedAt, Expr::value(last_used_at))
+        .filter(Column::Id.is_in(piece.iter().map(|(id, _)| id.as_str())))
+        .exec(db)
+        .await?;
+    Ok(())
 }

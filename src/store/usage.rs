@@ -76,6 +76,10 @@ fn from_ms(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
+/// Most rows per usage insert: as fast per row as larger statements, and the few distinct
+/// statement texts (see `statement_pieces`) stay small in the statement cache.
+const USAGE_ROWS_PER_INSERT: usize = 64;
+
 impl Store {
     /// Writes a batch of records and adds their tokens to each token's total, in one
     /// transaction.
@@ -89,7 +93,7 @@ impl Store {
                 *per_token.entry(r.token_id.as_str()).or_default() += total;
             }
         }
-        let models = records.iter().map(|r| usage_record::ActiveModel {
+        let model = |r: &UsageRecord| usage_record::ActiveModel {
             id: NotSet,
             token_id: Set(r.token_id.clone()),
             created_at_ms: Set(r.at.timestamp_millis()),
@@ -106,11 +110,13 @@ impl Store {
             total_tokens: Set(r.total_tokens),
             stream: Set(r.stream),
             aborted: Set(r.aborted),
-        });
+        };
         let txn = self.writer.begin().await?;
-        UsageRecords::insert_many(models)
-            .exec_without_returning(&txn)
-            .await?;
+        for piece in super::statement_pieces(records, USAGE_ROWS_PER_INSERT) {
+            UsageRecords::insert_many(piece.iter().map(model))
+                .exec_without_returning(&txn)
+                .await?;
+        }
         for (id, total) in per_token {
             Tokens::update_many()
                 .col_expr(
