@@ -62,9 +62,7 @@ def main():
     shared = None
     if os.path.isdir(bench.SHARED) and os.environ.get("MOCK") != "own":
         # The same upstream bench.py uses with peers: ../shared/bench's nginx mock.
-        shared = os.path.join(work, "shared")
-        bench.shutil.copytree(bench.SHARED, shared,
-                              ignore=bench.shutil.ignore_patterns("results", "run", ".venv"))
+        shared = bench.shared_copy(work)
         bench.subprocess.run(["python3", "mock/gen_bodies.py"], cwd=shared, check=True)
         bench.subprocess.run(["bash", "start.sh", "mock"], cwd=shared, check=True,
                              env={**os.environ, "SERVER_CPUS": bench.SERVER_CPUS})

@@ -155,6 +155,13 @@ def scenarios(name, url, key, pid, n_seq):
     return r
 
 
+def shared_copy(work):
+    """A private copy of ../shared/bench: its own run/ and results/ are left untouched."""
+    dest = os.path.join(work, "shared")
+    shutil.copytree(SHARED, dest, ignore=shutil.ignore_patterns("results", "run", ".venv"))
+    return dest
+
+
 def relay_cli(data_dir, *args, stdin=None):
     env = {**os.environ, "RELAYAPI_DATA_DIR": data_dir, "RELAYAPI_LOG": "warn",
            "BENCH_UPSTREAM_KEY": UPSTREAM_KEY}
@@ -174,8 +181,7 @@ def main():
     targets = {}
     try:
         if peers:
-            shared = os.path.join(work, "shared")
-            shutil.copytree(SHARED, shared, ignore=shutil.ignore_patterns("results", "run", ".venv"))
+            shared = shared_copy(work)
             # LiteLLM's virtualenv is kept between runs under target/.
             venv = os.path.join(ROOT, "target", "bench-litellm-venv")
             os.makedirs(venv, exist_ok=True)

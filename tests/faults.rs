@@ -39,6 +39,12 @@ async fn post(relay: &TestRelay, token: &str, body: &str) -> reqwest::Response {
         .expect("the relay answers")
 }
 
+/// Posts `body` and checks that it is refused with `status` and `code`, with neither the
+/// upstream key nor the token anywhere in the answer.
+async fn assert_call_refused(relay: &TestRelay, token: &str, body: &str, status: u16, code: &str) {
+    assert_refusal(post(relay, token, body).await, status, code, &[KEY, token]).await;
+}
+
 /// A fresh SQLite installation with one token for `upstream` (plus `extra` issue flags),
 /// and a relay with short timeouts in front of it: (env, token id, token, relay).
 async fn relay_for(upstream: &str, extra: &[&str]) -> (TestEnv, String, String, TestRelay) {
@@ -68,13 +74,7 @@ async fn a_refused_upstream_is_502_and_the_call_is_given_back() {
     drop(closed);
     let (env, id, token, relay) = relay_for(&url, &["--max-calls", "2"]).await;
     for _ in 0..4 {
-        assert_refusal(
-            post(&relay, &token, CHAT).await,
-            502,
-            "upstream_unreachable",
-            &[KEY, &token],
-        )
-        .await;
+        assert_call_refused(&relay, &token, CHAT, 502, "upstream_unreachable").await;
     }
     // Four refused connections spent none of the two calls.
     assert_eq!(used_calls(&env, &id).await, 0);
@@ -98,13 +98,7 @@ async fn an_upstream_that_hangs_is_504_and_its_connection_is_dropped() {
     .await;
     let (env, id, token, relay) = relay_for(&upstream.url, &[]).await;
     let start = Instant::now();
-    assert_refusal(
-        post(&relay, &token, CHAT).await,
-        504,
-        "upstream_timeout",
-        &[KEY, &token],
-    )
-    .await;
+    assert_call_refused(&relay, &token, CHAT, 504, "upstream_timeout").await;
     let waited = start.elapsed();
     assert!(
         waited >= Duration::from_millis(800) && waited < Duration::from_secs(3),
@@ -225,13 +219,7 @@ async fn an_endless_stream_ends_when_the_client_leaves_and_frees_its_slot() {
         got += response.chunk().await.unwrap().expect("more events").len();
     }
     // The slot is taken while the stream runs.
-    assert_refusal(
-        post(&relay, &token, body).await,
-        429,
-        "too_many_concurrent_requests",
-        &[KEY],
-    )
-    .await;
+    assert_call_refused(&relay, &token, body, 429, "too_many_concurrent_requests").await;
     drop(response);
     eventually("the upstream stream is cancelled", || {
         upstream.closed_by_relay() == 1
@@ -256,13 +244,7 @@ async fn gigantic_upstream_headers_are_a_502_and_the_relay_stays_up() {
     })
     .await;
     let (env, id, token, relay) = relay_for(&upstream.url, &[]).await;
-    assert_refusal(
-        post(&relay, &token, CHAT).await,
-        502,
-        "upstream_unreachable",
-        &[KEY, &token],
-    )
-    .await;
+    assert_call_refused(&relay, &token, CHAT, 502, "upstream_unreachable").await;
     // The request reached the provider, so it counts.
     assert_eq!(used_calls(&env, &id).await, 1);
     let health = http()

@@ -344,8 +344,10 @@ impl Store {
         // the statement well under every backend's bound-parameter limit; several pieces
         // are written in one transaction, so that a batch is counted whole or not at all.
         let pieces = super::statement_pieces(calls, ADD_CALLS_CHUNK);
-        if let [piece] = pieces[..] {
-            return add_calls_piece(&self.writer, piece, last_used_at).await;
+        match pieces[..] {
+            [] => return Ok(()),
+            [piece] => return add_calls_piece(&self.writer, piece, last_used_at).await,
+            _ => {}
         }
         let txn = self.writer.begin().await?;
         for piece in pieces {
