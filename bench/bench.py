@@ -11,6 +11,7 @@ the store, and c64 with 1,000,000 usage records already written.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -184,7 +185,13 @@ def main():
             shared = shared_copy(work)
             # LiteLLM's virtualenv is kept between runs under target/.
             venv = os.path.join(ROOT, "target", "bench-litellm-venv")
-            os.makedirs(venv, exist_ok=True)
+            # Made here, not by setup.sh: `python3 -m venv` cannot create one through a symlink.
+            # The pinned version is setup.sh's own.
+            if not os.path.exists(os.path.join(venv, "bin", "litellm")):
+                pin = re.search(r"'(litellm\[proxy\]==[^']+)'",
+                                open(os.path.join(shared, "setup.sh")).read()).group(1)
+                subprocess.run(["python3", "-m", "venv", venv], check=True)
+                subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", pin], check=True)
             os.symlink(venv, os.path.join(shared, ".venv"))
             subprocess.run(["bash", "setup.sh"], cwd=shared, check=True)
             subprocess.run(["bash", "start.sh", "mock", "nginx", "litellm"], cwd=shared, check=True,
