@@ -525,6 +525,111 @@ async fn a_locked_sqlite_file_refuses_with_503_and_nothing_goes_uncounted() {
     assert!(serve.stop().success());
 }
 
+/// Takes SQLite's write lock on a thread of its own (as another process would) until told
+/// to let go, or for 20 s at most.
+fn hold_write_lock(
+    path: std::path::PathBuf,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv_timeout(Duration::from_secs(20));
+        conn.execute_batch("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    (release_tx, holder)
+}
+
+// One thread serves everything here: if a count waited for SQLite's lock on the request's
+// thread, nothing else could be answered until the lock was let go.
+#[tokio::test(flavor = "current_thread")]
+async fn a_briefly_locked_sqlite_file_defers_counts_without_stalling_the_relay() {
+    let env = TestEnv::sqlite();
+    let mock = MockUpstream::start().await;
+    let (limited, limited_token) =
+        issue_async(&env, KEY, &["--upstream", &mock.url, "--max-calls", "10"]).await;
+    let (unlimited, unlimited_token) = issue_async(&env, KEY, &["--upstream", &mock.url]).await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let stats = || {
+        relay
+            .state
+            .store
+            .inline_count_stats()
+            .expect("SQLite counts inline")
+    };
+
+    // Nothing in the way: counted on the request's thread.
+    assert_eq!(post(&relay, &limited_token, CHAT).await.status(), 200);
+    assert_eq!(post(&relay, &unlimited_token, CHAT).await.status(), 200);
+    assert_eq!(stats().inline, 2);
+    assert_eq!(stats().deferred, 0);
+
+    // The longest the thread was kept from a 10 ms timer while the lock was held.
+    let longest_stall = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let ticker = tokio::spawn({
+        let longest_stall = longest_stall.clone();
+        async move {
+            loop {
+                let asleep = Instant::now();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let ms = asleep.elapsed().as_millis() as u64;
+                longest_stall.fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    let (release, holder) = hold_write_lock(env.data_dir().join("relayapi.db"));
+    let calls = {
+        let (url, limited_token, unlimited_token) = (
+            relay.url.clone(),
+            limited_token.clone(),
+            unlimited_token.clone(),
+        );
+        tokio::spawn(async move {
+            let call = |token: String| {
+                http()
+                    .post(format!("{url}/v1/chat/completions"))
+                    .bearer_auth(token)
+                    .body(CHAT)
+                    .send()
+            };
+            let (a, b) = tokio::join!(call(limited_token), call(unlimited_token));
+            (a.unwrap().status(), b.unwrap().status())
+        })
+    };
+    // Both calls reach the counter and are deferred; meanwhile the relay still answers.
+    eventually("both counts deferred", || stats().deferred == 2).await;
+    let health = http()
+        .get(format!("{}/healthz", relay.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(
+        !calls.is_finished(),
+        "a call went through while the store was locked"
+    );
+    ticker.abort();
+    let stalled = longest_stall.load(std::sync::atomic::Ordering::Relaxed);
+    // Generous for a loaded machine; waiting in SQLite's busy handler would be seconds.
+    assert!(
+        stalled < 1000,
+        "the relay's thread was blocked for {stalled} ms"
+    );
+    assert_eq!(mock.count(), 2, "forwarded before it was counted");
+
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    let (a, b) = calls.await.unwrap();
+    assert_eq!((a.as_u16(), b.as_u16()), (200, 200));
+    assert_eq!(used_calls(&env, &limited).await, 2);
+    assert_eq!(used_calls(&env, &unlimited).await, 2);
+    assert_eq!(mock.count(), 4);
+    relay.stop().await;
+}
+
 // ---- crash ----
 
 /// Issues one limited and one unlimited token, each with its own key so the mock can tell

@@ -57,8 +57,18 @@ async fn bad_serve_settings_are_clear_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_on_their_own_listener() {
     let env = TestEnv::sqlite();
+    let mock = MockUpstream::start().await;
+    let (_, token) = issue_async(&env, KEY, &["--upstream", &mock.url]).await;
     let serve = ServeProcess::spawn(&env, &["--metrics-listen", "127.0.0.1:0"]);
     let metrics_url = serve.line_after("relayapi metrics on ");
+    let call = http()
+        .post(format!("{}/v1/chat/completions", serve.url))
+        .bearer_auth(&token)
+        .body(r#"{"model":"gpt-4o-mini","messages":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(call.status(), 200);
     let text = http()
         .get(&metrics_url)
         .send()
@@ -68,6 +78,9 @@ async fn metrics_on_their_own_listener() {
         .await
         .unwrap();
     assert!(text.contains("relayapi_usage_queue_depth"), "{text}");
+    // The binary counts on the request's thread when nothing is in the way.
+    assert!(text.contains("relayapi_call_counts_inline 1\n"), "{text}");
+    assert!(text.contains("relayapi_call_counts_deferred 0\n"), "{text}");
     // Not on the main listener.
     let r = http()
         .get(format!("{}/metrics", serve.url))

@@ -198,7 +198,11 @@ impl ServeCmd {
         } = self.config(ctx)?;
         let admin_secret = config.admin_secret.clone();
         let ring = ctx.keyring_or_create()?;
-        let store = ctx.store().await?;
+        let store = ctx
+            .store()
+            .await?
+            .with_inline_counts()
+            .context("cannot open the database for counting")?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;

@@ -1,5 +1,8 @@
 //! Counting calls: exact and durable before anything is forwarded.
 //!
+//! - On SQLite the call is first counted on the calling thread, by the same conditional
+//!   `UPDATE` as below, when that can be done without waiting (`store::inline`). Only
+//!   when it cannot does a call take one of the two paths below.
 //! - A token with a call limit is counted by one conditional `UPDATE` in the store before the
 //!   call is forwarded. The database decides, so however many requests and relay processes
 //!   race, at most `max_calls` are forwarded.
@@ -51,14 +54,21 @@ impl CallCounter {
 
     /// Counts one call durably, or says why it may not be made.
     pub async fn consume(&self, record: &TokenRecord) -> Result<(), ApiError> {
-        if record.max_calls.is_some() {
-            return match self.store.try_consume(&record.id).await? {
-                Consume::Counted => Ok(()),
-                Consume::Exhausted => Err(ApiError::CallsExhausted),
-                Consume::Revoked => Err(ApiError::TokenRevoked),
-                Consume::Missing => Err(ApiError::InvalidToken),
-            };
+        let consumed = match self.store.try_consume_now(&record.id) {
+            Some(consumed) => consumed?,
+            None if record.max_calls.is_some() => self.store.try_consume(&record.id).await?,
+            None => return self.join_batch(record).await,
+        };
+        match consumed {
+            Consume::Counted => Ok(()),
+            Consume::Exhausted => Err(ApiError::CallsExhausted),
+            Consume::Revoked => Err(ApiError::TokenRevoked),
+            Consume::Missing => Err(ApiError::InvalidToken),
         }
+    }
+
+    /// Counts a call of a token without a limit in the next group commit.
+    async fn join_batch(&self, record: &TokenRecord) -> Result<(), ApiError> {
         let mut written = {
             let mut batch = self.batch.lock().expect("counter lock");
             *batch.calls.entry(record.id.clone()).or_default() += 1;
@@ -74,7 +84,11 @@ impl CallCounter {
 
     /// Gives back a call that never reached the provider.
     pub async fn give_back(&self, id: &str) {
-        if let Err(e) = self.store.give_back(id).await {
+        let given = match self.store.give_back_now(id) {
+            Some(given) => given,
+            None => self.store.give_back(id).await,
+        };
+        if let Err(e) = given {
             tracing::warn!(error = %e, token_id = id, "could not give back a call");
         }
     }

@@ -10,6 +10,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::store::InlineCountStats;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderStatus {
     pub provider: String,
@@ -42,6 +44,8 @@ pub struct Metrics {
     pub streams_in_flight: Gauge,
     usage_queue_depth: Gauge,
     usage_dropped: Gauge,
+    counts_inline: Gauge,
+    counts_deferred: Gauge,
 }
 
 impl Default for Metrics {
@@ -54,6 +58,8 @@ impl Default for Metrics {
         let streams_in_flight = Gauge::default();
         let usage_queue_depth = Gauge::default();
         let usage_dropped = Gauge::default();
+        let counts_inline = Gauge::default();
+        let counts_deferred = Gauge::default();
         registry.register(
             "requests",
             "Calls forwarded to a provider, by provider and upstream status",
@@ -89,6 +95,16 @@ impl Default for Metrics {
             "Usage records dropped because the queue was full",
             usage_dropped.clone(),
         );
+        registry.register(
+            "call_counts_inline",
+            "SQLite: calls counted on the request's own thread since start",
+            counts_inline.clone(),
+        );
+        registry.register(
+            "call_counts_deferred",
+            "SQLite: calls whose count had to wait for the database, off the request's thread",
+            counts_deferred.clone(),
+        );
         Self {
             registry,
             requests,
@@ -98,6 +114,8 @@ impl Default for Metrics {
             streams_in_flight,
             usage_queue_depth,
             usage_dropped,
+            counts_inline,
+            counts_deferred,
         }
     }
 }
@@ -111,10 +129,19 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition, with the usage queue's current state.
-    pub fn render(&self, queue_depth: usize, dropped: u64) -> String {
+    /// The text exposition, with the usage queue's and the store's current state.
+    pub fn render(
+        &self,
+        queue_depth: usize,
+        dropped: u64,
+        counts: Option<InlineCountStats>,
+    ) -> String {
         self.usage_queue_depth.set(queue_depth as i64);
         self.usage_dropped.set(dropped as i64);
+        if let Some(counts) = counts {
+            self.counts_inline.set(counts.inline as i64);
+            self.counts_deferred.set(counts.deferred as i64);
+        }
         let mut out = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

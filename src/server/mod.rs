@@ -217,9 +217,11 @@ pub fn metrics_filter(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("metrics").and(warp::get()).map(move || {
-        let text = state
-            .metrics
-            .render(state.usage.depth(), state.usage.dropped());
+        let text = state.metrics.render(
+            state.usage.depth(),
+            state.usage.dropped(),
+            state.store.inline_count_stats(),
+        );
         warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4").into_response()
     })
 }

@@ -2,6 +2,7 @@
 //! [`TokenRecord`] and never sees sea-orm entities.
 
 mod entities;
+mod inline;
 mod issuers;
 mod tokens;
 mod usage;
@@ -13,6 +14,7 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 use sea_orm::{Statement, TransactionTrait};
 
+pub use inline::InlineCountStats;
 pub use issuers::unused_fingerprint;
 pub use tokens::{Consume, NewToken, TokenRecord, TokenStatus, TokenUpdate};
 pub use usage::{UsageFilter, UsageGroup, UsageRecord, UsageRow};
@@ -65,6 +67,9 @@ pub struct Store {
     /// stays valid from one write to the next (SQLite drops a connection's cache whenever
     /// another connection has written). On PostgreSQL the same pool as reads.
     writer: DatabaseConnection,
+    /// SQLite on a file: call counts written on the calling thread when that needs no
+    /// waiting (see `inline`).
+    inline: Option<std::sync::Arc<inline::InlineCounts>>,
     url: std::sync::Arc<str>,
 }
 
@@ -105,6 +110,7 @@ impl Store {
             Store {
                 db,
                 writer,
+                inline: None,
                 url: url.into(),
             }
         } else {
@@ -112,6 +118,7 @@ impl Store {
             Store {
                 writer: db.clone(),
                 db,
+                inline: None,
                 url: url.into(),
             }
         };
@@ -119,6 +126,31 @@ impl Store {
             store.migrate().await?;
         }
         Ok(store)
+    }
+
+    /// Lets call counts be written on the calling thread (SQLite on a file; elsewhere a
+    /// no-op). For the relay, after migrations: the statements need the tables.
+    pub fn with_inline_counts(mut self) -> Result<Self, StoreError> {
+        if let Some(path) = self.sqlite_file() {
+            self.inline = Some(std::sync::Arc::new(inline::InlineCounts::open(&path)?));
+        }
+        Ok(self)
+    }
+
+    /// How counts were written, when they can be written inline.
+    pub fn inline_count_stats(&self) -> Option<InlineCountStats> {
+        self.inline.as_ref().map(|i| i.stats())
+    }
+
+    fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        use sea_orm::sqlx::sqlite::SqliteConnectOptions;
+        if self.db.get_database_backend() != DbBackend::Sqlite {
+            return None;
+        }
+        let options: SqliteConnectOptions = self.url.parse().ok()?;
+        let path = options.get_filename();
+        // An in-memory database is private to its connection: nothing to share.
+        (!path.as_os_str().is_empty() && path.as_os_str() != ":memory:").then(|| path.to_path_buf())
     }
 
     pub fn backend_name(&self) -> &'static str {

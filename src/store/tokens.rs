@@ -307,6 +307,17 @@ impl Store {
         active.update(&self.writer).await?.try_into()
     }
 
+    /// [`Store::try_consume`] on the calling thread, if that can be done without waiting
+    /// (SQLite, after [`Store::with_inline_counts`]); `None` otherwise.
+    pub fn try_consume_now(&self, id: &str) -> Option<Result<Consume, StoreError>> {
+        self.inline.as_ref()?.try_consume(id)
+    }
+
+    /// [`Store::give_back`] on the calling thread, if that can be done without waiting.
+    pub fn give_back_now(&self, id: &str) -> Option<Result<(), StoreError>> {
+        self.inline.as_ref()?.give_back(id)
+    }
+
     /// Counts one call if the token is not revoked and has calls left, in one atomic
     /// statement: however many requests race, at most `max_calls` are counted.
     pub async fn try_consume(&self, id: &str) -> Result<Consume, StoreError> {

@@ -215,7 +215,12 @@ pub struct TestRelay {
 impl TestRelay {
     pub async fn start(env: &TestEnv, config: ServeConfig) -> Self {
         std::fs::create_dir_all(env.data_dir()).expect("data dir");
-        let store = env.store().await;
+        // As `serve` opens it: counts written inline where the store allows.
+        let store = env
+            .store()
+            .await
+            .with_inline_counts()
+            .expect("inline counts");
         let (ring, _) = KeyRing::load_or_create(&env.keys_dir()).expect("key ring");
         let state = Arc::new(AppState::new(config, store, ring).expect("state"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
