@@ -174,7 +174,10 @@ pub fn routes(
                   body| {
                 let state = state.clone();
                 let secret = secret.clone();
-                async move {
+                // Boxed: with every admin handler's state this future is several KiB, and
+                // inline it would size the router's future, of which hyper keeps one per
+                // connection (relay connections included).
+                Box::pin(async move {
                     let path = tail.as_str().to_string();
                     if !authorized(&headers, &secret) {
                         tracing::warn!(method = %method, path = %path, "admin request with a missing or wrong admin token");
@@ -197,7 +200,7 @@ pub fn routes(
                             e.into_response()
                         }
                     }
-                }
+                })
             },
         )
 }

@@ -127,7 +127,9 @@ pub fn routes(
         .then(move || {
             let state = ready_state.clone();
             async move {
-                match state.store.ping().await {
+                // Boxed: sqlx's pool acquire makes `ping` a ~14 KiB future, and inline it
+                // would size the router's future, of which hyper keeps one per connection.
+                match Box::pin(state.store.ping()).await {
                     Ok(()) => {
                         warp::reply::json(&serde_json::json!({"status": "ready"})).into_response()
                     }
