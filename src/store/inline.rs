@@ -24,11 +24,12 @@ use super::{Consume, StoreError};
 
 pub(super) struct InlineCounts {
     conn: Mutex<Connection>,
-    done: AtomicU64,
-    deferred: AtomicU64,
+    counted_inline: AtomicU64,
+    counted_deferred: AtomicU64,
 }
 
-/// How many counts were written inline, and how many were left to the asynchronous path.
+/// How many calls were counted inline, and how many were left to the asynchronous path
+/// (given-back calls are not included).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct InlineCountStats {
     pub inline: u64,
@@ -52,8 +53,8 @@ impl InlineCounts {
             .map_err(unavailable)?;
         Ok(Self {
             conn: Mutex::new(conn),
-            done: AtomicU64::new(0),
-            deferred: AtomicU64::new(0),
+            counted_inline: AtomicU64::new(0),
+            counted_deferred: AtomicU64::new(0),
         })
     }
 
@@ -61,7 +62,7 @@ impl InlineCounts {
     /// `Store::try_consume`), or answers `None` if that cannot be done without waiting.
     pub(super) fn try_consume(&self, id: &str) -> Option<Result<Consume, StoreError>> {
         let now = sqlite_time(Utc::now());
-        self.attempt(|conn| {
+        let outcome = self.attempt(|conn| {
             let counted = conn
                 .prepare_cached(
                     "UPDATE tokens SET used_calls = used_calls + 1, last_used_at = ?1 \
@@ -81,7 +82,14 @@ impl InlineCounts {
                 Some(true) => Consume::Revoked,
                 Some(false) => Consume::Exhausted,
             })
-        })
+        });
+        let tally = if outcome.is_some() {
+            &self.counted_inline
+        } else {
+            &self.counted_deferred
+        };
+        tally.fetch_add(1, Ordering::Relaxed);
+        outcome
     }
 
     /// Gives back a counted call, or answers `None` if that cannot be done without waiting.
@@ -97,8 +105,8 @@ impl InlineCounts {
 
     pub(super) fn stats(&self) -> InlineCountStats {
         InlineCountStats {
-            inline: self.done.load(Ordering::Relaxed),
-            deferred: self.deferred.load(Ordering::Relaxed),
+            inline: self.counted_inline.load(Ordering::Relaxed),
+            deferred: self.counted_deferred.load(Ordering::Relaxed),
         }
     }
 
@@ -111,24 +119,14 @@ impl InlineCounts {
             // A panic while the connection was held: SQLite itself is consistent (the
             // statement committed or not), so the connection can still be used.
             Err(std::sync::TryLockError::Poisoned(conn)) => conn.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => {
-                self.deferred.fetch_add(1, Ordering::Relaxed);
-                return None;
-            }
+            Err(std::sync::TryLockError::WouldBlock) => return None,
         };
         // Each statement commits on its own (autocommit): a busy answer rolled it back.
-        let outcome = match statement(&conn) {
+        match statement(&conn) {
             Err(e) if is_busy(&e) => None,
             Err(e) => Some(Err(unavailable(e))),
             Ok(r) => Some(Ok(r)),
-        };
-        let counter = if outcome.is_some() {
-            &self.done
-        } else {
-            &self.deferred
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        outcome
+        }
     }
 }
 
