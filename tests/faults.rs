@@ -29,8 +29,13 @@ fn quick() -> ServeConfig {
 }
 
 async fn post(relay: &TestRelay, token: &str, body: &str) -> reqwest::Response {
+    post_at(&relay.url, token, body).await
+}
+
+/// `post` to a relay known by its URL (a `serve` process, or from a spawned task).
+async fn post_at(relay_url: &str, token: &str, body: &str) -> reqwest::Response {
     http()
-        .post(format!("{}/v1/chat/completions", relay.url))
+        .post(format!("{relay_url}/v1/chat/completions"))
         .bearer_auth(token)
         .header("content-type", "application/json")
         .body(body.to_string())
@@ -481,16 +486,9 @@ async fn a_locked_sqlite_file_refuses_with_503_and_nothing_goes_uncounted() {
         issue_async(&env, KEY, &["--upstream", &mock.url, "--max-calls", "100"]).await;
     let (unlimited, unlimited_token) = issue_async(&env, KEY, &["--upstream", &mock.url]).await;
     let serve = ServeProcess::spawn(&env, &[]);
-    let client = http();
-    let call = |token: &str| {
-        client
-            .post(format!("{}/v1/chat/completions", serve.url))
-            .bearer_auth(token)
-            .body(CHAT)
-            .send()
-    };
-    assert_eq!(call(&limited_token).await.unwrap().status(), 200);
-    assert_eq!(call(&unlimited_token).await.unwrap().status(), 200);
+    for token in [&limited_token, &unlimited_token] {
+        assert_eq!(post_at(&serve.url, token, CHAT).await.status(), 200);
+    }
 
     // Another process takes SQLite's write lock and holds it past the busy timeout.
     let mut options = sea_orm::ConnectOptions::new(env.database_url.clone());
@@ -499,8 +497,11 @@ async fn a_locked_sqlite_file_refuses_with_503_and_nothing_goes_uncounted() {
     locker.execute_unprepared("BEGIN EXCLUSIVE").await.unwrap();
     let forwarded = mock.count();
     let start = Instant::now();
-    let (a, b) = tokio::join!(call(&limited_token), call(&unlimited_token));
-    for r in [a.unwrap(), b.unwrap()] {
+    let (a, b) = tokio::join!(
+        post_at(&serve.url, &limited_token, CHAT),
+        post_at(&serve.url, &unlimited_token, CHAT)
+    );
+    for r in [a, b] {
         assert_refusal(r, 503, "store_unavailable", &[KEY]).await;
     }
     assert!(
@@ -517,8 +518,9 @@ async fn a_locked_sqlite_file_refuses_with_503_and_nothing_goes_uncounted() {
     locker.close().await.ok();
 
     // Released: served and counted again.
-    assert_eq!(call(&limited_token).await.unwrap().status(), 200);
-    assert_eq!(call(&unlimited_token).await.unwrap().status(), 200);
+    for token in [&limited_token, &unlimited_token] {
+        assert_eq!(post_at(&serve.url, token, CHAT).await.status(), 200);
+    }
     assert_eq!(used_calls(&env, &limited).await, 2);
     assert_eq!(used_calls(&env, &unlimited).await, 2);
     assert_eq!(mock.count(), 4);
@@ -588,15 +590,11 @@ async fn a_briefly_locked_sqlite_file_defers_counts_without_stalling_the_relay()
             unlimited_token.clone(),
         );
         tokio::spawn(async move {
-            let call = |token: String| {
-                http()
-                    .post(format!("{url}/v1/chat/completions"))
-                    .bearer_auth(token)
-                    .body(CHAT)
-                    .send()
-            };
-            let (a, b) = tokio::join!(call(limited_token), call(unlimited_token));
-            (a.unwrap().status(), b.unwrap().status())
+            let (a, b) = tokio::join!(
+                post_at(&url, &limited_token, CHAT),
+                post_at(&url, &unlimited_token, CHAT)
+            );
+            (a.status(), b.status())
         })
     };
     // Both calls reach the counter and are deferred; meanwhile the relay still answers.
