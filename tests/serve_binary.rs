@@ -61,6 +61,14 @@ async fn metrics_on_their_own_listener() {
     let (_, token) = issue_async(&env, KEY, &["--upstream", &mock.url]).await;
     let serve = ServeProcess::spawn(&env, &["--metrics-listen", "127.0.0.1:0"]);
     let metrics_url = serve.line_after("relayapi metrics on ");
+    // The start-up WAL checkpoint (it empties the log) would rightly defer a count.
+    let wal = env.data_dir().join("relayapi.db-wal");
+    for _ in 0..100 {
+        if std::fs::metadata(&wal).map_or(true, |m| m.len() == 0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let call = http()
         .post(format!("{}/v1/chat/completions", serve.url))
         .bearer_auth(&token)
