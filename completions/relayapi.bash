@@ -871,7 +871,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__serve)
-            opts="-h --listen --max-body --connect-timeout --upstream-timeout --idle-timeout --client-timeout --grace-period --trusted-proxy --metrics --metrics-listen --admin-token-env --admin-listen --data-dir --database-url --config --help"
+            opts="-h --listen --max-body --max-body-memory --connect-timeout --upstream-timeout --idle-timeout --client-timeout --grace-period --trusted-proxy --metrics --metrics-listen --admin-token-env --admin-listen --data-dir --database-url --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -882,6 +882,10 @@ _relayapi() {
                     return 0
                     ;;
                 --max-body)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-body-memory)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

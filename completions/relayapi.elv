@@ -166,6 +166,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         &'relayapi;serve'= {
             cand --listen 'Address to listen on [default: 127.0.0.1:8080]'
             cand --max-body 'Largest request body accepted, like 32MiB [default: 32MiB]'
+            cand --max-body-memory 'Most memory the bodies of all requests in flight may hold together; past it a request gets 503 relay_busy [default: 256MiB]'
             cand --connect-timeout 'Time allowed to connect to a provider [default: 10s]'
             cand --upstream-timeout 'Time allowed until a provider''s response headers [default: 300s]'
             cand --idle-timeout 'Longest pause between two chunks of a response; no limit on a whole stream [default: 120s]'

@@ -131,6 +131,7 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l listen -d 'Address to listen on [default: 127.0.0.1:8080]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l max-body -d 'Largest request body accepted, like 32MiB [default: 32MiB]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l max-body-memory -d 'Most memory the bodies of all requests in flight may hold together; past it a request gets 503 relay_busy [default: 256MiB]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l connect-timeout -d 'Time allowed to connect to a provider [default: 10s]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l upstream-timeout -d 'Time allowed until a provider\'s response headers [default: 300s]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l idle-timeout -d 'Longest pause between two chunks of a response; no limit on a whole stream [default: 120s]' -r

@@ -64,6 +64,7 @@ async fn main() {
             total_tokens: Some(22),
             stream: false,
             aborted: false,
+            estimated: false,
         });
         if batch.len() == 512 {
             store.insert_usage(&batch).await.expect("insert usage");

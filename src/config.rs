@@ -33,6 +33,7 @@ pub struct FileConfig {
     /// `serve` settings, named like its flags.
     pub listen: Option<String>,
     pub max_body: Option<String>,
+    pub max_body_memory: Option<String>,
     pub connect_timeout: Option<String>,
     pub upstream_timeout: Option<String>,
     pub idle_timeout: Option<String>,

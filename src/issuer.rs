@@ -86,14 +86,24 @@ pub fn check(
         return Err(SignedRefusal::IssuerRevoked);
     }
     let now_s = now.timestamp();
+    // Every claim that meets a cap is checked in range first: arithmetic on claims is
+    // checked, and a value that does not fit refuses the token.
+    let expires_at = DateTime::from_timestamp(claims.exp, 0).ok_or(Invalid("exp"))?;
+    if claims.iat < 0 {
+        return Err(Invalid("iat"));
+    }
     if claims.exp <= now_s {
         return Err(SignedRefusal::Expired);
     }
-    if claims.iat > now_s + SKEW_SECS || claims.exp <= claims.iat {
+    if claims.iat > now_s.saturating_add(SKEW_SECS) || claims.exp <= claims.iat {
         return Err(Invalid("iat"));
     }
     let caps = &issuer.caps;
-    if claims.exp - claims.iat > caps.max_lifetime_secs {
+    let lifetime = claims
+        .exp
+        .checked_sub(claims.iat)
+        .ok_or(Invalid("lifetime"))?;
+    if lifetime > caps.max_lifetime_secs {
         return Err(Invalid("lifetime"));
     }
     if TokenId::parse(&claims.id).is_none() {
@@ -114,16 +124,39 @@ pub fn check(
         None if provider.base_url.is_none() => return Err(Invalid("upstream")),
         None => None,
     };
-    let max_calls = match (claims.max_calls, caps.max_calls) {
-        (Some(n), Some(cap)) if n as i64 > cap || n == 0 => return Err(Invalid("max_calls")),
+    let claimed_calls = claims
+        .max_calls
+        .map(|n| {
+            i64::try_from(n)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(Invalid("max_calls"))
+        })
+        .transpose()?;
+    let max_calls = match (claimed_calls, caps.max_calls) {
+        (Some(n), Some(cap)) if n > cap => return Err(Invalid("max_calls")),
         (None, Some(cap)) => Some(cap),
-        (n, _) => n.map(|n| n.min(i64::MAX as u64) as i64),
+        (n, _) => n,
     };
     for required in &caps.required {
         let present = match required {
             Required::Origin => !claims.origins.is_empty(),
-            Required::Model => !claims.models.is_empty(),
-            Required::Endpoint => !claims.endpoints.is_empty(),
+            // A catch-all (`*`, `/*`) is no restriction: it does not meet the requirement.
+            Required::Model => {
+                !claims.models.is_empty()
+                    && !claims
+                        .models
+                        .iter()
+                        .any(|m| crate::policy::model_pattern_is_catch_all(m))
+            }
+            Required::Endpoint => {
+                !claims.endpoints.is_empty()
+                    && !claims
+                        .endpoints
+                        .iter()
+                        .filter_map(|e| crate::policy::parse_endpoint(e).ok())
+                        .any(|e| crate::policy::endpoint_rule_is_catch_all(&e))
+            }
             Required::MaxOutputTokens => claims.max_output_tokens.is_some(),
             Required::MaxCalls => claims.max_calls.is_some(),
         };
@@ -165,7 +198,7 @@ pub fn check(
         kid: String::new(),
         key_hint: crate::secret::SecretString::new(claims.key.clone()).masked_hint(),
         max_calls,
-        expires_at: DateTime::from_timestamp(claims.exp, 0),
+        expires_at: Some(expires_at),
         max_total_tokens: None,
         policy,
     })

@@ -15,7 +15,8 @@ pub struct Policy {
     pub origins: Vec<String>,
     /// Allowed client networks. Empty: any address.
     pub ips: Vec<IpNet>,
-    /// Allowed request paths; a trailing `*` matches a prefix. Empty: the provider's defaults.
+    /// Allowed endpoints, `[METHODS ]PATH` (see [`parse_endpoint`]); a trailing `*` matches a
+    /// prefix. Empty: the provider's defaults.
     pub endpoints: Vec<String>,
     /// Requests per minute.
     pub rpm: Option<u32>,
@@ -33,7 +34,9 @@ pub enum PolicyError {
     Origin(String),
     #[error("invalid IP range {0:?}: expected a CIDR such as 203.0.113.0/24 or an address")]
     Ip(String),
-    #[error("invalid endpoint {0:?}: must start with `/`, with `*` only at the end")]
+    #[error(
+        "invalid endpoint {0:?}: expected [METHOD[,METHOD…]|*] /PATH, with `*` only at the end of the path"
+    )]
     Endpoint(String),
     #[error("{0} must be at least 1")]
     Zero(&'static str),
@@ -50,18 +53,58 @@ impl Policy {
         self.ips.is_empty() || ip.is_some_and(|ip| self.ips.iter().any(|net| net.contains(&ip)))
     }
 
-    /// Without explicit endpoints, only the provider's inference endpoints.
-    pub fn endpoint_allowed(&self, family: crate::providers::Family, path: &str) -> bool {
+    /// Without explicit endpoints, only the provider's inference endpoints. `path` is the
+    /// normalized path, the one that is forwarded.
+    pub fn endpoint_allowed(
+        &self,
+        family: crate::providers::Family,
+        method: &http::Method,
+        path: &str,
+    ) -> bool {
         if self.endpoints.is_empty() {
-            crate::providers::default_endpoint_allowed(family, path)
-        } else {
-            self.endpoints.iter().any(|p| pattern_matches(p, path))
+            return crate::providers::default_endpoint_allowed(family, method, path);
         }
+        self.endpoints.iter().any(|rule| {
+            let (methods, pattern) = split_endpoint(rule);
+            pattern_matches(pattern, path)
+                && match methods {
+                    Some("*") => true,
+                    Some(list) => list.split(',').any(|m| {
+                        m == method.as_str() || (m == "GET" && method == http::Method::HEAD)
+                    }),
+                    // No method written: the one inference uses on that path.
+                    None => {
+                        let usual = crate::providers::inference_method(family, path);
+                        method == usual
+                            || (usual == http::Method::GET && method == http::Method::HEAD)
+                    }
+                }
+        })
     }
 
     pub fn model_allowed(&self, model: &str) -> bool {
         self.models.is_empty() || self.models.iter().any(|p| pattern_matches(p, model))
     }
+}
+
+/// An endpoint rule's methods (if written) and path pattern.
+fn split_endpoint(rule: &str) -> (Option<&str>, &str) {
+    match rule.split_once(' ') {
+        Some((methods, pattern)) => (Some(methods), pattern),
+        None => (None, rule),
+    }
+}
+
+/// Does a model pattern allow every model (`*`)? Such a pattern does not meet an issuer's
+/// `--require model`.
+pub fn model_pattern_is_catch_all(pattern: &str) -> bool {
+    pattern == "*"
+}
+
+/// Does an endpoint rule allow every path (`/*`, with any methods)? Such a rule does not
+/// meet an issuer's `--require endpoint`.
+pub fn endpoint_rule_is_catch_all(rule: &str) -> bool {
+    split_endpoint(rule).1 == "/*"
 }
 
 /// Does `value` match `pattern`, where a trailing `*` matches any suffix?
@@ -85,12 +128,42 @@ pub fn parse_model(s: &str) -> Result<String, PolicyError> {
     }
 }
 
+const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+
+/// An endpoint rule: `[METHODS ]PATH`. METHODS is `*` (any) or a comma-separated list such
+/// as `GET,DELETE`; without it the rule allows the method inference uses on the path (`GET`
+/// on model listings, `POST` elsewhere). Returned in canonical form (methods upper-case).
 pub fn parse_endpoint(s: &str) -> Result<String, PolicyError> {
-    if s.starts_with('/') && valid_pattern(s) && !s.contains("..") && !s.contains('?') {
-        Ok(s.to_string())
-    } else {
-        Err(PolicyError::Endpoint(s.to_string()))
+    let bad = || PolicyError::Endpoint(s.to_string());
+    let s = s.trim();
+    let (methods, path) = match s.split_once(char::is_whitespace) {
+        Some((methods, path)) => (Some(methods), path.trim_start()),
+        None => (None, s),
+    };
+    let path_ok = path.starts_with('/')
+        && valid_pattern(path)
+        && !path.contains("..")
+        && !path.contains(['?', '#', '%', ';']);
+    if !path_ok {
+        return Err(bad());
     }
+    let Some(methods) = methods else {
+        return Ok(path.to_string());
+    };
+    if methods == "*" {
+        return Ok(format!("* {path}"));
+    }
+    let mut list: Vec<&str> = Vec::new();
+    for m in methods.split(',') {
+        let m = METHODS
+            .iter()
+            .find(|known| known.eq_ignore_ascii_case(m.trim()))
+            .ok_or_else(bad)?;
+        if !list.contains(m) {
+            list.push(m);
+        }
+    }
+    Ok(format!("{} {path}", list.join(",")))
 }
 
 /// Origins are compared exactly as browsers send them: `scheme://host[:port]`, lowercase,
@@ -140,6 +213,43 @@ mod tests {
         assert!(parse_endpoint("/v1/chat/*").is_ok());
         assert!(parse_endpoint("v1/chat").is_err());
         assert!(parse_endpoint("/v1/../admin").is_err());
+        assert_eq!(
+            parse_endpoint("get,delete  /v1/files/*").unwrap(),
+            "GET,DELETE /v1/files/*"
+        );
+        assert_eq!(parse_endpoint("* /v1/*").unwrap(), "* /v1/*");
+        for bad in [
+            "FETCH /v1/x",
+            "GET v1/x",
+            "GET,, /v1",
+            "/v1/a%2fb",
+            "/v1/x;y",
+        ] {
+            assert!(parse_endpoint(bad).is_err(), "{bad}");
+        }
+        assert!(endpoint_rule_is_catch_all("/*") && endpoint_rule_is_catch_all("* /*"));
+        assert!(!endpoint_rule_is_catch_all("/v1/*") && model_pattern_is_catch_all("*"));
+    }
+
+    #[test]
+    fn endpoint_rules_carry_methods() {
+        use crate::providers::Family::OpenAi;
+        use http::Method;
+        let rules = |r: &[&str]| Policy {
+            endpoints: r.iter().map(|e| parse_endpoint(e).unwrap()).collect(),
+            ..Policy::default()
+        };
+        // A path alone allows what inference does there, nothing more.
+        let p = rules(&["/v1/*"]);
+        assert!(p.endpoint_allowed(OpenAi, &Method::POST, "/v1/chat/completions"));
+        assert!(!p.endpoint_allowed(OpenAi, &Method::GET, "/v1/chat/completions"));
+        assert!(p.endpoint_allowed(OpenAi, &Method::GET, "/v1/models"));
+        assert!(!p.endpoint_allowed(OpenAi, &Method::DELETE, "/v1/models/ft:x"));
+        let p = rules(&["GET,DELETE /v1/files/*", "* /v1/batches"]);
+        assert!(p.endpoint_allowed(OpenAi, &Method::DELETE, "/v1/files/f1"));
+        assert!(p.endpoint_allowed(OpenAi, &Method::HEAD, "/v1/files/f1"));
+        assert!(!p.endpoint_allowed(OpenAi, &Method::POST, "/v1/files/f1"));
+        assert!(p.endpoint_allowed(OpenAi, &Method::PUT, "/v1/batches"));
     }
 
     #[test]
@@ -163,12 +273,13 @@ mod tests {
         assert!(!p.ip_allowed(None));
         assert!(p.model_allowed("gpt-4o-mini") && !p.model_allowed("o1"));
         use crate::providers::Family::OpenAi;
-        assert!(p.endpoint_allowed(OpenAi, "/v1/chat/completions"));
-        assert!(!p.endpoint_allowed(OpenAi, "/v1/embeddings"));
+        let post = http::Method::POST;
+        assert!(p.endpoint_allowed(OpenAi, &post, "/v1/chat/completions"));
+        assert!(!p.endpoint_allowed(OpenAi, &post, "/v1/embeddings"));
         let open = Policy::default();
         assert!(open.origin_allowed(None) && open.ip_allowed(None) && open.model_allowed("x"));
-        assert!(open.endpoint_allowed(OpenAi, "/v1/embeddings"));
-        assert!(!open.endpoint_allowed(OpenAi, "/v1/files"));
+        assert!(open.endpoint_allowed(OpenAi, &post, "/v1/embeddings"));
+        assert!(!open.endpoint_allowed(OpenAi, &post, "/v1/files"));
     }
 
     #[test]

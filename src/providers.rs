@@ -159,22 +159,16 @@ static REGISTRY: &[Provider] = &[
     },
 ];
 
-/// Inference endpoints of the OpenAI API, after its version segment.
+/// Inference endpoints of the OpenAI API, after its version segment: all take POST.
 const OPENAI_EXACT: &[&str] = &[
     "/chat/completions",
     "/responses",
     "/completions",
     "/embeddings",
     "/moderations",
-    "/models",
 ];
-const OPENAI_PREFIXES: &[&str] = &["/images/", "/audio/", "/models/"];
-const ANTHROPIC_EXACT: &[&str] = &[
-    "/v1/messages",
-    "/v1/messages/count_tokens",
-    "/v1/complete",
-    "/v1/models",
-];
+const OPENAI_PREFIXES: &[&str] = &["/images/", "/audio/"];
+const ANTHROPIC_EXACT: &[&str] = &["/v1/messages", "/v1/messages/count_tokens", "/v1/complete"];
 const GEMINI_ACTIONS: &[&str] = &[
     "generateContent",
     "streamGenerateContent",
@@ -197,55 +191,160 @@ fn strip_version(path: &str) -> &str {
     }
 }
 
-fn openai_inference(path: &str) -> bool {
-    let rest = strip_version(path);
-    OPENAI_EXACT.contains(&rest) || OPENAI_PREFIXES.iter().any(|p| rest.starts_with(p))
+/// An Azure path as the OpenAI path it stands for: `/openai/deployments/NAME/chat/completions`
+/// and `/openai/v1/chat/completions` are both `/chat/completions`. `None`: not an Azure
+/// OpenAI path.
+fn azure_tail(path: &str) -> Option<&str> {
+    if let Some(rest) = path.strip_prefix("/openai/deployments/") {
+        let (name, tail) = rest.split_once('/')?;
+        return (!name.is_empty()).then_some(&path[path.len() - tail.len() - 1..]);
+    }
+    path.strip_prefix("/openai").map(strip_version)
 }
 
-/// Is `path` one of the provider's inference endpoints, which a token may call without an
-/// explicit `--endpoint`? Files, fine-tuning, batches, assistants, vector stores and admin
-/// APIs are not.
-pub fn default_endpoint_allowed(family: Family, path: &str) -> bool {
+/// The path after the provider's prefix and version, as the OpenAI API names it, for the
+/// OpenAI-shaped families.
+fn openai_tail(family: Family, path: &str) -> Option<&str> {
     match family {
-        Family::OpenAi => openai_inference(path),
-        Family::Azure => {
-            if let Some(rest) = path.strip_prefix("/openai/deployments/") {
-                rest.split_once('/')
-                    .is_some_and(|(_, tail)| openai_inference(&format!("/v1/{tail}")))
-            } else {
-                path.strip_prefix("/openai").is_some_and(openai_inference)
-            }
-        }
-        Family::Anthropic => ANTHROPIC_EXACT.contains(&path) || path.starts_with("/v1/models/"),
-        Family::Gemini => {
-            let rest = strip_version(path);
-            match rest.strip_prefix("/models") {
-                Some("") => true,
-                Some(model) => {
-                    let model = model.trim_start_matches('/');
-                    match model.split_once(':') {
-                        Some((name, action)) => {
-                            !name.is_empty()
-                                && !name.contains('/')
-                                && GEMINI_ACTIONS.contains(&action)
-                        }
-                        None => !model.is_empty() && !model.contains('/'),
-                    }
-                }
-                None => false,
-            }
-        }
+        Family::OpenAi => Some(strip_version(path)),
+        Family::Azure => azure_tail(path),
+        _ => None,
     }
 }
 
-/// The model named in a Gemini-style path (`/v1beta/models/MODEL:action`).
-pub fn model_in_path(family: Family, path: &str) -> Option<&str> {
-    if family != Family::Gemini {
-        return None;
+/// A model-listing path: `GET` on it is allowed by default, nothing else.
+fn is_model_listing(family: Family, path: &str) -> bool {
+    let one_model = |rest: &str| {
+        rest.strip_prefix('/')
+            .is_some_and(|m| !m.is_empty() && !m.contains('/'))
+    };
+    match family {
+        Family::OpenAi | Family::Azure => openai_tail(family, path)
+            .and_then(|t| t.strip_prefix("/models"))
+            .is_some_and(|rest| rest.is_empty() || one_model(rest)),
+        Family::Anthropic => path
+            .strip_prefix("/v1/models")
+            .is_some_and(|rest| rest.is_empty() || one_model(rest)),
+        Family::Gemini => strip_version(path)
+            .strip_prefix("/models")
+            .is_some_and(|rest| rest.is_empty() || (one_model(rest) && !rest.contains(':'))),
     }
-    let rest = strip_version(path).strip_prefix("/models/")?;
-    let model = rest.split(':').next().unwrap_or(rest);
-    (!model.is_empty()).then_some(model)
+}
+
+/// An inference path: `POST` on it is allowed by default.
+fn is_inference(family: Family, path: &str) -> bool {
+    match family {
+        Family::OpenAi | Family::Azure => openai_tail(family, path).is_some_and(|rest| {
+            OPENAI_EXACT.contains(&rest) || OPENAI_PREFIXES.iter().any(|p| rest.starts_with(p))
+        }),
+        Family::Anthropic => ANTHROPIC_EXACT.contains(&path),
+        Family::Gemini => strip_version(path)
+            .strip_prefix("/models/")
+            .and_then(|m| m.split_once(':'))
+            .is_some_and(|(name, action)| {
+                !name.is_empty() && !name.contains('/') && GEMINI_ACTIONS.contains(&action)
+            }),
+    }
+}
+
+/// The method a path is used with for inference: `GET` on model listings, `POST` elsewhere.
+/// An endpoint rule written without a method allows this one (and `HEAD` with `GET`).
+pub fn inference_method(family: Family, path: &str) -> &'static http::Method {
+    if is_model_listing(family, path) {
+        &http::Method::GET
+    } else {
+        &http::Method::POST
+    }
+}
+
+/// May a token without an explicit `--endpoint` make this call? Only inference: `POST` to
+/// the provider's inference endpoints and `GET` on its model listing. Files, fine-tuning,
+/// batches, assistants, vector stores, stored completions, deleting models and admin APIs
+/// are not.
+pub fn default_endpoint_allowed(family: Family, method: &http::Method, path: &str) -> bool {
+    match *method {
+        http::Method::POST => is_inference(family, path),
+        http::Method::GET | http::Method::HEAD => is_model_listing(family, path),
+        _ => false,
+    }
+}
+
+/// The model a path names: Gemini's `/v1beta/models/MODEL:action`, and Azure's deployment
+/// (`/openai/deployments/NAME/…`), which picks the model there.
+pub fn model_in_path(family: Family, path: &str) -> Option<&str> {
+    match family {
+        Family::Gemini => {
+            let rest = strip_version(path).strip_prefix("/models/")?;
+            let model = rest.split(':').next().unwrap_or(rest);
+            (!model.is_empty()).then_some(model)
+        }
+        Family::Azure => {
+            let rest = path.strip_prefix("/openai/deployments/")?;
+            let name = rest.split('/').next().unwrap_or(rest);
+            (!name.is_empty()).then_some(name)
+        }
+        _ => None,
+    }
+}
+
+/// What a call does, as far as the relay's policy and accounting care: where the output
+/// cap goes, whether usage is asked for on a stream, and whether the provider reports
+/// tokens for it. Decided once per call from the family and the normalized path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// OpenAI `/chat/completions`.
+    ChatCompletions,
+    /// OpenAI's legacy `/completions`.
+    Completions,
+    /// OpenAI `/responses`.
+    Responses,
+    /// OpenAI `/embeddings`: tokens reported, no output.
+    Embeddings,
+    /// Anthropic `/v1/messages`.
+    Messages,
+    /// Anthropic's legacy `/v1/complete`.
+    Complete,
+    /// Gemini `:generateContent` and `:streamGenerateContent`.
+    GenerateContent { stream: bool },
+    /// Anything else: no output cap, no token report expected.
+    Other,
+}
+
+impl Operation {
+    pub fn of(family: Family, method: &http::Method, path: &str) -> Operation {
+        if *method != http::Method::POST {
+            return Operation::Other;
+        }
+        match family {
+            Family::OpenAi | Family::Azure => match openai_tail(family, path) {
+                Some("/chat/completions") => Operation::ChatCompletions,
+                Some("/completions") => Operation::Completions,
+                Some("/responses") => Operation::Responses,
+                Some("/embeddings") => Operation::Embeddings,
+                _ => Operation::Other,
+            },
+            Family::Anthropic => match path {
+                "/v1/messages" => Operation::Messages,
+                "/v1/complete" => Operation::Complete,
+                _ => Operation::Other,
+            },
+            Family::Gemini => match path.rsplit_once(':') {
+                Some((_, "generateContent")) if model_in_path(family, path).is_some() => {
+                    Operation::GenerateContent { stream: false }
+                }
+                Some((_, "streamGenerateContent")) if model_in_path(family, path).is_some() => {
+                    Operation::GenerateContent { stream: true }
+                }
+                _ => Operation::Other,
+            },
+        }
+    }
+
+    /// Does the provider report the tokens of a successful call? A call of such an
+    /// operation that ends without a report is charged an estimate instead.
+    pub fn metered(self) -> bool {
+        self != Operation::Other
+    }
 }
 
 pub fn all() -> &'static [Provider] {
@@ -314,16 +413,19 @@ mod tests {
     #[test]
     fn default_endpoints_are_inference_only() {
         use Family::*;
+        use http::Method;
+        let post = |family, path| default_endpoint_allowed(family, &Method::POST, path);
+        let get = |family, path| default_endpoint_allowed(family, &Method::GET, path);
         for ok in [
             "/v1/chat/completions",
             "/v1/embeddings",
             "/v1/audio/speech",
-            "/v1/models",
             "/chat/completions",
             "/v4/chat/completions",
             "/v1/responses",
         ] {
-            assert!(default_endpoint_allowed(OpenAi, ok), "{ok}");
+            assert!(post(OpenAi, ok), "{ok}");
+            assert!(!get(OpenAi, ok), "GET {ok}");
         }
         for no in [
             "/v1/files",
@@ -333,34 +435,42 @@ mod tests {
             "/v1/vector_stores",
             "/v1/organization/users",
             "/v1/chat/completions/x/../y",
+            "/v1/models",
         ] {
-            assert!(!default_endpoint_allowed(OpenAi, no), "{no}");
+            assert!(!post(OpenAi, no), "{no}");
         }
-        assert!(default_endpoint_allowed(Anthropic, "/v1/messages"));
-        assert!(!default_endpoint_allowed(Anthropic, "/v1/messages/batches"));
+        // Model listing is GET only: DELETE /v1/models/ID deletes a fine-tuned model.
+        assert!(get(OpenAi, "/v1/models") && get(OpenAi, "/v1/models/ft:gpt-4o:acme:x"));
         assert!(default_endpoint_allowed(
+            OpenAi,
+            &Method::HEAD,
+            "/v1/models"
+        ));
+        assert!(!default_endpoint_allowed(
+            OpenAi,
+            &Method::DELETE,
+            "/v1/models/ft:gpt-4o:acme:x"
+        ));
+        assert!(!get(OpenAi, "/v1/models/a/b"));
+        assert!(post(Anthropic, "/v1/messages"));
+        assert!(get(Anthropic, "/v1/models") && !post(Anthropic, "/v1/models"));
+        assert!(!post(Anthropic, "/v1/messages/batches"));
+        assert!(post(
             Gemini,
             "/v1beta/models/gemini-2.0-flash:generateContent"
         ));
-        assert!(default_endpoint_allowed(Gemini, "/v1beta/models"));
-        assert!(!default_endpoint_allowed(Gemini, "/v1beta/files"));
-        assert!(!default_endpoint_allowed(
+        assert!(get(Gemini, "/v1beta/models") && get(Gemini, "/v1beta/models/gemini-2.0-flash"));
+        assert!(!get(
             Gemini,
-            "/v1beta/tunedModels/x:generateContent"
+            "/v1beta/models/gemini-2.0-flash:generateContent"
         ));
-        assert!(!default_endpoint_allowed(Gemini, "/v1beta/models/x:delete"));
-        assert!(default_endpoint_allowed(
-            Azure,
-            "/openai/deployments/gpt4/chat/completions"
-        ));
-        assert!(default_endpoint_allowed(
-            Azure,
-            "/openai/v1/chat/completions"
-        ));
-        assert!(!default_endpoint_allowed(
-            Azure,
-            "/openai/deployments/gpt4/files"
-        ));
+        assert!(!post(Gemini, "/v1beta/files"));
+        assert!(!post(Gemini, "/v1beta/tunedModels/x:generateContent"));
+        assert!(!post(Gemini, "/v1beta/models/x:delete"));
+        assert!(post(Azure, "/openai/deployments/gpt4/chat/completions"));
+        assert!(post(Azure, "/openai/v1/chat/completions"));
+        assert!(!post(Azure, "/openai/deployments/gpt4/files"));
+        assert!(get(Azure, "/openai/models") && !post(Azure, "/openai/models"));
         assert_eq!(
             model_in_path(
                 Gemini,
@@ -369,6 +479,38 @@ mod tests {
             Some("gemini-2.0-flash")
         );
         assert_eq!(model_in_path(OpenAi, "/v1beta/models/x:y"), None);
+        assert_eq!(
+            model_in_path(Azure, "/openai/deployments/gpt-4o-prod/chat/completions"),
+            Some("gpt-4o-prod")
+        );
+        assert_eq!(model_in_path(Azure, "/openai/v1/chat/completions"), None);
+    }
+
+    #[test]
+    fn operations_are_classified_once_per_family() {
+        use Family::*;
+        use Operation::*;
+        let post = http::Method::POST;
+        assert_eq!(
+            Operation::of(OpenAi, &post, "/v1/chat/completions"),
+            ChatCompletions
+        );
+        assert_eq!(Operation::of(OpenAi, &post, "/v1/completions"), Completions);
+        assert_eq!(Operation::of(OpenAi, &post, "/v1/responses"), Responses);
+        assert_eq!(
+            Operation::of(Azure, &post, "/openai/deployments/d/chat/completions"),
+            ChatCompletions
+        );
+        assert_eq!(Operation::of(Anthropic, &post, "/v1/complete"), Complete);
+        assert_eq!(
+            Operation::of(Gemini, &post, "/v1beta/models/m:streamGenerateContent"),
+            GenerateContent { stream: true }
+        );
+        assert_eq!(
+            Operation::of(OpenAi, &http::Method::GET, "/v1/chat/completions"),
+            Other
+        );
+        assert!(!Other.metered() && Embeddings.metered());
     }
 
     #[test]

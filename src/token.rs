@@ -40,7 +40,16 @@ impl TokenId {
         TokenId(id)
     }
 
+    /// Only the canonical form, 32 lowercase hex characters: ids are compared and revoked
+    /// as text, so `ABCD…` and `abcd…` must not both name a token.
     pub fn parse(hex_str: &str) -> Option<Self> {
+        if hex_str.len() != 2 * ID_LEN
+            || !hex_str
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return None;
+        }
         let bytes = hex::decode(hex_str).ok()?;
         Some(TokenId(bytes.try_into().ok()?))
     }

@@ -181,6 +181,36 @@ async fn caps_signatures_and_revocation_are_enforced() {
             mint_with(&|c| c.iss = "other".into()),
             "invalid_token",
         ),
+        // Claims that would wrap in a signed cast or a subtraction: each must be refused,
+        // not turned into "no limit" or "never expires".
+        (
+            "calls of 2^64-1",
+            mint_with(&|c| c.max_calls = Some(u64::MAX)),
+            "invalid_token",
+        ),
+        (
+            "calls of 2^63",
+            mint_with(&|c| c.max_calls = Some(1 << 63)),
+            "invalid_token",
+        ),
+        (
+            "a lifetime that wraps",
+            mint_with(&|c| {
+                c.iat = -1;
+                c.exp = i64::MAX
+            }),
+            "invalid_token",
+        ),
+        (
+            "an expiry past the calendar",
+            mint_with(&|c| c.exp = i64::MAX),
+            "invalid_token",
+        ),
+        (
+            "an upper-case id",
+            mint_with(&|c| c.id = c.id.to_ascii_uppercase()),
+            "invalid_token",
+        ),
         (
             "expired",
             mint_with(&|c| {
@@ -354,4 +384,34 @@ async fn issuer_commands_refuse_bad_input() {
     let v: Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(v[0]["name"], "x");
     assert!(!String::from_utf8_lossy(&list.stdout).contains("PRIVATE"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_policies_are_not_met_by_a_catch_all() {
+    let s = setup(&["--require", "model", "--require", "endpoint"]).await;
+    let relay = TestRelay::start(&s.env, ServeConfig::default()).await;
+    let mint_with = |models: &[&str], endpoints: &[&str]| {
+        let mut c = claims(&s);
+        c.models = models.iter().map(|m| m.to_string()).collect();
+        c.endpoints = endpoints.iter().map(|e| e.to_string()).collect();
+        mint(&s.issuer_key, &s.relay_public, &c).unwrap()
+    };
+    for (models, endpoints) in [
+        (&["*"][..], &["/v1/chat/completions"][..]),
+        (&["m"], &["/*"]),
+        (&["m"], &["* /*"]),
+        (&["m"], &["POST /*"]),
+        (&["m", "*"], &["/v1/chat/completions"]),
+    ] {
+        let token = mint_with(models, endpoints);
+        let (status, code) = call(&relay, token.expose()).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (401, "invalid_token"),
+            "{models:?} {endpoints:?}"
+        );
+    }
+    let token = mint_with(&["m"], &["/v1/chat/completions"]);
+    assert_eq!(call(&relay, token.expose()).await.0, 200);
+    relay.stop().await;
 }

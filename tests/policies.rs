@@ -265,9 +265,10 @@ async fn endpoints_default_to_inference_and_can_be_listed() {
     let (_, files) = issue_async(
         &env,
         KEY,
-        &["--upstream", &mock.url, "--endpoint", "/v1/files*"],
+        &["--upstream", &mock.url, "--endpoint", "GET /v1/files*"],
     )
     .await;
+    let (_, wide) = issue_async(&env, KEY, &["--upstream", &mock.url, "--endpoint", "/v1/*"]).await;
     let relay = TestRelay::start(&env, ServeConfig::default()).await;
     let c = http();
     let get = |token: &str, path: &str| {
@@ -297,6 +298,29 @@ async fn endpoints_default_to_inference_and_can_be_listed() {
     let (s, code, _) = refusal(get(&files, "/v1/models").await.unwrap()).await;
     assert_eq!((s, code.as_str()), (403, "endpoint_not_allowed"));
     assert_eq!(mock.count(), 3);
+    // Methods are part of the rule: deleting a fine-tuned model and listing stored
+    // completions use inference paths with other methods, and are refused, also under a
+    // path-only wildcard rule.
+    for token in [&default, &wide] {
+        let delete = c
+            .delete(format!("{}/v1/models/ft:gpt-4o:acme:x1", relay.url))
+            .bearer_auth(token)
+            .send();
+        let (s, code, _) = refusal(delete.await.unwrap()).await;
+        assert_eq!((s, code.as_str()), (403, "endpoint_not_allowed"));
+        let (s, code, _) =
+            refusal(get(token, "/v1/chat/completions?limit=100").await.unwrap()).await;
+        assert_eq!((s, code.as_str()), (403, "endpoint_not_allowed"));
+        let post = c
+            .post(format!("{}/v1/files", relay.url))
+            .bearer_auth(&files)
+            .body("{}")
+            .send();
+        let (s, code, _) = refusal(post.await.unwrap()).await;
+        assert_eq!((s, code.as_str()), (403, "endpoint_not_allowed"));
+    }
+    assert_eq!(get(&wide, "/v1/models").await.unwrap().status(), 200);
+    assert_eq!(mock.count(), 4);
     relay.stop().await;
 }
 

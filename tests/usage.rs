@@ -342,6 +342,8 @@ async fn the_report_in_table_json_and_csv() {
             completion_tokens: Some(c),
             total_tokens: Some(p + c),
             stream: false,
+            // An aborted call is charged an estimate: the report must count it as one.
+            estimated: aborted,
             aborted,
         };
     let store = env.store().await;
@@ -415,13 +417,13 @@ async fn the_report_in_table_json_and_csv() {
     let csv = String::from_utf8(csv.stdout).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert!(
-        lines[0].starts_with("token,name,calls,errors,aborted,prompt_tokens"),
+        lines[0].starts_with("token,name,calls,errors,aborted,estimated,prompt_tokens"),
         "{}",
         lines[0]
     );
     assert_eq!(lines.len(), 3);
     assert!(
-        csv.contains(&format!("{b},\"beta, with comma\",2,1,1,107,3,110,400,")),
+        csv.contains(&format!("{b},\"beta, with comma\",2,1,1,1,107,3,110,400,")),
         "{csv}"
     );
 

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_create_tokens;
 mod m20261126_000002_usage;
 mod m20261126_000003_issuers;
+mod m20261202_000004_usage_estimated;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_create_tokens::Migration),
             Box::new(m20261126_000002_usage::Migration),
             Box::new(m20261126_000003_issuers::Migration),
+            Box::new(m20261202_000004_usage_estimated::Migration),
         ]
     }
 }

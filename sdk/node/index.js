@@ -91,12 +91,22 @@ class Issuer {
   mintClaims(claimsJson, ephemeralPrivate, signature) {
     if (claimsJson.length > 8192) throw new Error('claims longer than 8192 bytes');
     const header = Buffer.concat([Buffer.from([FORMAT_V2]), kidOf(this.relay)]);
-    const sig = signature ?? crypto.sign('sha256', Buffer.concat([SIGNATURE_LABEL, header, claimsJson]),
-      { key: this.key, dsaEncoding: 'ieee-p1363' });
+    const sig = signature ?? lowS(crypto.sign('sha256', Buffer.concat([SIGNATURE_LABEL, header, claimsJson]),
+      { key: this.key, dsaEncoding: 'ieee-p1363' }));
     const length = Buffer.alloc(2);
     length.writeUInt16BE(claimsJson.length);
     return seal(FORMAT_V2, this.relay.toString('hex'), Buffer.concat([length, claimsJson, sig]), ephemeralPrivate);
   }
+}
+
+const P256_ORDER = BigInt('0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551');
+
+/** The relay accepts only low-S signatures (each has a high-S twin): r ‖ min(s, n − s). */
+function lowS(sig) {
+  const s = BigInt('0x' + sig.subarray(32).toString('hex'));
+  if (s <= P256_ORDER / 2n) return sig;
+  const low = (P256_ORDER - s).toString(16).padStart(64, '0');
+  return Buffer.concat([sig.subarray(0, 32), Buffer.from(low, 'hex')]);
 }
 
 class AdminError extends Error {

@@ -19,6 +19,10 @@ pub struct ServeCmd {
     /// Largest request body accepted, like 32MiB [default: 32MiB]
     #[arg(long, env = "RELAYAPI_MAX_BODY", value_name = "SIZE")]
     max_body: Option<String>,
+    /// Most memory the bodies of all requests in flight may hold together; past it a
+    /// request gets 503 relay_busy [default: 256MiB]
+    #[arg(long, env = "RELAYAPI_MAX_BODY_MEMORY", value_name = "SIZE")]
+    max_body_memory: Option<String>,
     /// Time allowed to connect to a provider [default: 10s]
     #[arg(long, env = "RELAYAPI_CONNECT_TIMEOUT", value_name = "DURATION")]
     connect_timeout: Option<String>,
@@ -133,8 +137,22 @@ impl ServeCmd {
             None => defaults.max_body,
             Some(s) => parse_size(s).map_err(|m| anyhow!("--max-body: {m}"))?,
         };
+        let max_body_memory = match self
+            .max_body_memory
+            .as_ref()
+            .or(file.max_body_memory.as_ref())
+        {
+            None => defaults.max_body_memory,
+            Some(s) => parse_size(s).map_err(|m| anyhow!("--max-body-memory: {m}"))?,
+        };
+        if max_body_memory < max_body {
+            return Err(anyhow!(
+                "--max-body-memory ({max_body_memory} bytes) is smaller than --max-body ({max_body} bytes): no body that large could ever be read"
+            ));
+        }
         let config = ServeConfig {
             max_body,
+            max_body_memory,
             connect_timeout: duration(
                 "connect-timeout",
                 &self.connect_timeout,

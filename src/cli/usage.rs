@@ -99,16 +99,17 @@ impl UsageCmd {
         }
         if self.csv {
             println!(
-                "{key_header},name,calls,errors,aborted,prompt_tokens,completion_tokens,total_tokens,bytes_out,first_at,last_at"
+                "{key_header},name,calls,errors,aborted,estimated,prompt_tokens,completion_tokens,total_tokens,bytes_out,first_at,last_at"
             );
             for row in &rows {
                 println!(
-                    "{},{},{},{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{},{},{}",
                     csv_field(&row.key),
                     csv_field(name_of(row).unwrap_or("")),
                     row.calls,
                     row.errors,
                     row.aborted,
+                    row.estimated,
                     row.prompt_tokens,
                     row.completion_tokens,
                     row.total_tokens,
@@ -138,6 +139,7 @@ impl UsageCmd {
             "calls",
             "errors",
             "aborted",
+            "estimated",
             "prompt",
             "completion",
             "total",
@@ -153,6 +155,7 @@ impl UsageCmd {
                 row.calls.to_string(),
                 row.errors.to_string(),
                 row.aborted.to_string(),
+                row.estimated.to_string(),
                 row.prompt_tokens.to_string(),
                 row.completion_tokens.to_string(),
                 row.total_tokens.to_string(),

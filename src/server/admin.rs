@@ -183,8 +183,8 @@ pub fn routes(
                         tracing::warn!(method = %method, path = %path, "admin request with a missing or wrong admin token");
                         return AdminError::Unauthorized.into_response();
                     }
-                    let body = match read_body(Box::pin(body), &headers, MAX_BODY, state.config.client_timeout).await {
-                        Ok(body) => body,
+                    let body = match read_body(Box::pin(body), &headers, MAX_BODY, state.config.client_timeout, &state.body_memory).await {
+                        Ok((body, _memory)) => body,
                         Err(_) => {
                             return AdminError::Invalid {
                                 param: "body".into(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use sync_wrapper::SyncWrapper;
@@ -19,12 +19,10 @@ use super::metrics::{Metrics, ProviderLabel, StreamGauge};
 use super::tokens::ResolvedToken;
 use crate::store::UsageRecord;
 use crate::usage::UsageSink;
-use crate::usage::extract::{SseScanner, Tally, json_usage};
+use crate::usage::decode::Decoded;
+use crate::usage::extract::{JsonUsage, SseScanner, Tally};
 
 type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
-
-/// A JSON response larger than this is passed on but not read for usage.
-const MAX_JSON_INSPECT: usize = 4 * 1024 * 1024;
 
 /// How a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +59,12 @@ pub struct CallRecord {
     pub bytes_out: u64,
     pub stream: bool,
     pub tally: Tally,
+    /// The provider reports tokens for this kind of call: one that ends without a report
+    /// is charged `estimate` instead of nothing.
+    pub metered: bool,
+    /// What the call is charged when unreported: its reservation (see `docs/design.md`).
+    pub estimate: i64,
+    pub estimated: bool,
     pub end: End,
     pub usage: Arc<UsageSink>,
     pub metrics: Arc<Metrics>,
@@ -83,6 +87,7 @@ impl Drop for CallRecord {
             ttfb_ms = self.ttfb.as_secs_f64() * 1e3,
             bytes_out = self.bytes_out,
             total_tokens = self.tally.total(),
+            estimated = self.estimated,
             end = self.end.as_str(),
             "call"
         );
@@ -109,6 +114,7 @@ impl Drop for CallRecord {
             total_tokens: self.tally.total(),
             stream: self.stream,
             aborted: self.end == End::ClientGone,
+            estimated: self.estimated,
         });
     }
 }
@@ -116,8 +122,10 @@ impl Drop for CallRecord {
 /// How the body is read for usage on its way through.
 pub enum Inspect {
     None,
-    Json(BytesMut),
+    Json(JsonUsage),
     Sse(SseScanner),
+    /// A compressed body: a copy is decoded for usage, the bytes pass unchanged.
+    Decoded(Box<Decoded>),
 }
 
 struct State {
@@ -128,6 +136,9 @@ struct State {
     idle_timer: Pin<Box<tokio::time::Sleep>>,
     record: CallRecord,
     _stream_gauge: Option<StreamGauge>,
+    /// The body's announced length, less what has arrived: at zero the call is complete,
+    /// whether or not the server polls the body once more (hyper stops at the length).
+    remaining: Option<u64>,
     done: bool,
 }
 
@@ -136,11 +147,21 @@ impl State {
     /// (before the client can send its next request).
     fn finish(&mut self, end: End) {
         self.done = true;
-        self.record.end = end;
-        match &mut self.inspect {
-            Inspect::Sse(scanner) => self.record.tally = scanner.tally(),
-            Inspect::Json(buf) => self.record.tally = json_usage(buf),
-            Inspect::None => {}
+        let record = &mut self.record;
+        record.end = end;
+        record.tally = match &mut self.inspect {
+            Inspect::Sse(scanner) => scanner.tally(),
+            Inspect::Json(scanner) => scanner.tally(),
+            Inspect::Decoded(decoded) => decoded.finish(),
+            Inspect::None => Tally::default(),
+        };
+        // No call that succeeded goes uncharged: one that ended without the provider's
+        // report (cut short, or never reported) is charged its reservation.
+        let reported = end == End::Complete && !record.tally.is_empty();
+        if record.metered && (200..300).contains(&record.status) && !reported {
+            let charged = record.tally.total().unwrap_or(0).max(record.estimate);
+            record.tally.total = Some(charged);
+            record.estimated = true;
         }
         if let Some(total) = self.record.tally.total() {
             self.record.resolved.add_recorded_tokens(total);
@@ -152,16 +173,24 @@ impl State {
 pub struct RelayBody(SyncWrapper<State>);
 
 impl RelayBody {
+    /// `has_body`: false for answers that carry none (to `HEAD`, 204, 304), which are
+    /// complete as they start.
     pub fn new(
         response: reqwest::Response,
         inspect: Inspect,
         idle: Duration,
         record: CallRecord,
+        has_body: bool,
     ) -> Self {
         let stream_gauge =
             matches!(inspect, Inspect::Sse(_)).then(|| StreamGauge::new(record.metrics.clone()));
         let now = Instant::now();
-        RelayBody(SyncWrapper::new(State {
+        let remaining = if has_body {
+            response.content_length()
+        } else {
+            Some(0)
+        };
+        let mut state = State {
             upstream: Box::pin(response.bytes_stream()),
             inspect,
             idle,
@@ -169,8 +198,13 @@ impl RelayBody {
             idle_timer: Box::pin(tokio::time::sleep(idle)),
             record,
             _stream_gauge: stream_gauge,
+            remaining,
             done: false,
-        }))
+        };
+        if remaining == Some(0) {
+            state.finish(End::Complete);
+        }
+        RelayBody(SyncWrapper::new(state))
     }
 }
 
@@ -195,19 +229,31 @@ impl Stream for RelayBody {
             match s.upstream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
                     s.last_chunk = Instant::now();
-                    s.record.bytes_out += chunk.len() as u64;
-                    let out = match &mut s.inspect {
+                    let arrived = chunk.len() as u64;
+                    let mut out = match &mut s.inspect {
                         Inspect::None => chunk,
-                        Inspect::Json(buf) => {
-                            if buf.len() + chunk.len() <= MAX_JSON_INSPECT {
-                                buf.extend_from_slice(&chunk);
-                            } else {
-                                s.inspect = Inspect::None;
-                            }
+                        Inspect::Json(scanner) => {
+                            scanner.push(&chunk);
+                            chunk
+                        }
+                        Inspect::Decoded(decoded) => {
+                            decoded.push(&chunk);
                             chunk
                         }
                         Inspect::Sse(scanner) => scanner.push(chunk),
                     };
+                    if let Some(remaining) = &mut s.remaining {
+                        *remaining = remaining.saturating_sub(arrived);
+                        if *remaining == 0 {
+                            if let Inspect::Sse(scanner) = &mut s.inspect {
+                                out = [out, scanner.finish()].concat().into();
+                            }
+                            s.record.bytes_out += out.len() as u64;
+                            s.finish(End::Complete);
+                            return Poll::Ready((!out.is_empty()).then_some(Ok(out)));
+                        }
+                    }
+                    s.record.bytes_out += out.len() as u64;
                     if out.is_empty() {
                         continue; // held back (a usage-only event, or part of an event)
                     }
@@ -224,6 +270,7 @@ impl Stream for RelayBody {
                         Inspect::Sse(scanner) => scanner.finish(),
                         _ => Bytes::new(),
                     };
+                    s.record.bytes_out += rest.len() as u64;
                     s.finish(End::Complete);
                     return Poll::Ready((!rest.is_empty()).then_some(Ok(rest)));
                 }

@@ -44,8 +44,14 @@ pub enum ApiError {
     ModelUnreadable,
     #[error("the request body must be a JSON object for this token")]
     BodyUnreadable,
-    #[error("the request body has an invalid output-token field")]
-    BadOutputTokens,
+    #[error("the request body's field {0} appears more than once")]
+    DuplicateField(&'static str),
+    #[error("the request body's field {0} is invalid")]
+    InvalidField(&'static str),
+    #[error("this token's output cap cannot cover that many choices; ask for fewer")]
+    TooManyChoices,
+    #[error("the relay is holding as many request bodies as it may; retry shortly")]
+    RelayBusy,
     #[error("the upstream provider could not be reached")]
     UpstreamUnreachable,
     #[error("the upstream provider did not answer in time")]
@@ -72,12 +78,11 @@ impl ApiError {
             }
             RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            InvalidPath | BadRequest | ModelUnreadable | BodyUnreadable | BadOutputTokens => {
-                StatusCode::BAD_REQUEST
-            }
+            InvalidPath | BadRequest | ModelUnreadable | BodyUnreadable | DuplicateField(_)
+            | InvalidField(_) | TooManyChoices => StatusCode::BAD_REQUEST,
             UpstreamUnreachable => StatusCode::BAD_GATEWAY,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            StoreUnavailable | ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            StoreUnavailable | ShuttingDown | RelayBusy => StatusCode::SERVICE_UNAVAILABLE,
             NotFound => StatusCode::NOT_FOUND,
         }
     }
@@ -101,11 +106,13 @@ impl ApiError {
             RequestTooLarge => "request_too_large",
             RequestTimeout => "request_timeout",
             InvalidPath => "invalid_path",
-            BadRequest | ModelUnreadable | BodyUnreadable | BadOutputTokens => "invalid_request",
+            BadRequest | ModelUnreadable | BodyUnreadable | DuplicateField(_) | InvalidField(_)
+            | TooManyChoices => "invalid_request",
             UpstreamUnreachable => "upstream_unreachable",
             UpstreamTimeout => "upstream_timeout",
             StoreUnavailable => "store_unavailable",
             ShuttingDown => "shutting_down",
+            RelayBusy => "relay_busy",
             NotFound => "not_found",
         }
     }
@@ -123,22 +130,64 @@ impl ApiError {
                 "permission_error"
             }
             RequestTooLarge | RequestTimeout | InvalidPath | BadRequest | ModelUnreadable
-            | BodyUnreadable | BadOutputTokens | NotFound => "invalid_request_error",
-            UpstreamUnreachable | UpstreamTimeout | StoreUnavailable | ShuttingDown => "api_error",
+            | BodyUnreadable | DuplicateField(_) | InvalidField(_) | TooManyChoices | NotFound => {
+                "invalid_request_error"
+            }
+            UpstreamUnreachable | UpstreamTimeout | StoreUnavailable | ShuttingDown | RelayBusy => {
+                "api_error"
+            }
+        }
+    }
+
+    /// Can the same request succeed if sent again? The official SDKs retry 408, 409, 429
+    /// and 5xx by default, and follow `x-should-retry` over the status: a refusal that no
+    /// retry can fix says so, so that a spent or revoked token is not asked three times.
+    pub fn retryable(self) -> bool {
+        use ApiError::*;
+        matches!(
+            self,
+            RateLimited { .. }
+                | TooManyConcurrentRequests
+                | RequestTimeout
+                | UpstreamUnreachable
+                | UpstreamTimeout
+                | StoreUnavailable
+                | ShuttingDown
+                | RelayBusy
+        )
+    }
+
+    /// How long to wait before a retry can succeed, when the relay knows.
+    fn retry_after_secs(self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after_secs } => Some(retry_after_secs),
+            ApiError::TooManyConcurrentRequests | ApiError::RelayBusy => Some(1),
+            _ => None,
+        }
+    }
+
+    /// The field a refusal is about, as OpenAI's `param`.
+    fn param(self) -> Option<&'static str> {
+        match self {
+            ApiError::DuplicateField(name) | ApiError::InvalidField(name) => Some(name),
+            _ => None,
         }
     }
 
     pub fn body(self) -> String {
-        error_body(self.kind(), self.code(), &self.to_string(), None)
+        error_body(self.kind(), self.code(), &self.to_string(), self.param())
     }
 
     pub fn into_response(self) -> Response {
         let mut response = json_response(self.status(), self.body());
-        if let ApiError::RateLimited { retry_after_secs } = self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        let headers = response.headers_mut();
+        if let Some(secs) = self.retry_after_secs() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        headers.insert(
+            "x-should-retry",
+            HeaderValue::from_static(if self.retryable() { "true" } else { "false" }),
+        );
         response
     }
 }
@@ -178,6 +227,20 @@ pub enum AdminError {
     Ambiguous(String),
     #[error("the token store is unavailable; try again shortly")]
     StoreUnavailable,
+}
+
+impl From<crate::request::BodyRefusal> for ApiError {
+    fn from(refusal: crate::request::BodyRefusal) -> Self {
+        use crate::request::BodyRefusal as R;
+        match refusal {
+            R::ModelNotAllowed => ApiError::ModelNotAllowed,
+            R::ModelUnreadable => ApiError::ModelUnreadable,
+            R::NotAnObject => ApiError::BodyUnreadable,
+            R::Duplicate(name) => ApiError::DuplicateField(name),
+            R::InvalidField(name) => ApiError::InvalidField(name),
+            R::TooManyChoices => ApiError::TooManyChoices,
+        }
+    }
 }
 
 impl AdminError {
@@ -265,5 +328,44 @@ mod tests {
             ApiError::CallsExhausted.status(),
             StatusCode::TOO_MANY_REQUESTS
         );
+    }
+
+    #[test]
+    fn refusals_no_retry_can_fix_say_so() {
+        let header = |e: ApiError| {
+            let r = e.into_response();
+            (
+                r.headers()["x-should-retry"].to_str().unwrap().to_string(),
+                r.headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_string()),
+            )
+        };
+        for permanent in [
+            ApiError::CallsExhausted,
+            ApiError::TokenBudgetExhausted,
+            ApiError::TokenRevoked,
+            ApiError::TokenExpired,
+            ApiError::InvalidToken,
+            ApiError::ModelNotAllowed,
+            ApiError::OriginNotAllowed,
+            ApiError::EndpointNotAllowed,
+            ApiError::RequestTooLarge,
+        ] {
+            assert_eq!(header(permanent), ("false".into(), None), "{permanent:?}");
+        }
+        assert_eq!(
+            header(ApiError::RateLimited {
+                retry_after_secs: 7
+            }),
+            ("true".into(), Some("7".into()))
+        );
+        assert_eq!(
+            header(ApiError::TooManyConcurrentRequests),
+            ("true".into(), Some("1".into()))
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&ApiError::DuplicateField("stream").body()).unwrap();
+        assert_eq!(v["error"]["param"], "stream");
     }
 }

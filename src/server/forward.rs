@@ -12,7 +12,7 @@ const TOKEN_HEADERS: [&str; 3] = ["x-api-key", "x-goog-api-key", "api-key"];
 const TOKEN_QUERY_PARAM: &str = "key";
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) and others that must not cross the relay.
-const DROPPED_REQUEST_HEADERS: [&str; 16] = [
+const DROPPED_REQUEST_HEADERS: [&str; 19] = [
     "connection",
     "keep-alive",
     "proxy-authenticate",
@@ -31,6 +31,12 @@ const DROPPED_REQUEST_HEADERS: [&str; 16] = [
     "cookie",
     "forwarded",
     "x-forwarded-for",
+    // They pick who pays (OpenAI bills the organization or project named here, when the
+    // key may act for several): the key's owner decides that, not the page.
+    "openai-organization",
+    "openai-project",
+    // Chosen by the relay for each call (see `upstream_accept_encoding`).
+    "accept-encoding",
 ];
 
 const DROPPED_RESPONSE_HEADERS: [&str; 9] = [
@@ -113,28 +119,51 @@ pub fn client_ip(
     }
 }
 
-/// Refuses paths that could climb out of the upstream's base path: `.` or `..` segments,
-/// also percent-encoded, encoded separators, and control characters (the URL parser drops
-/// tabs and newlines, so `.\t.` would become `..` after this check).
-pub fn path_is_safe(path: &str) -> bool {
-    if !path.starts_with('/') || path.contains('\\') || path.contains(|c: char| c.is_control()) {
-        return false;
+/// The path as policy sees it and as it is forwarded: one form for each request, so that
+/// no spelling (`/v1/chat/completion%73`, `/v1/chat/completions/`, `//v1`) can be matched
+/// one way and routed another.
+///
+/// - Percent-escapes of characters that may stand unescaped in a path segment (letters,
+///   digits, `-._~`, `!$&'()*+,=:@`) are decoded; any other escape (`%2F`, `%5C`, `%25`,
+///   `%00`, non-ASCII…) is refused.
+/// - Empty segments are dropped (`//`, a trailing `/`).
+/// - `.` and `..` segments, `;` (which some servers read as `..;/`), backslashes, control
+///   characters and anything else outside a path segment's alphabet are refused.
+pub fn normalize_path(raw: &str) -> Option<String> {
+    fn segment_char(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b"-._~!$&'()*+,=:@".contains(&b)
     }
-    path.split('/').all(|segment| {
-        let decoded = percent_decode(segment);
-        decoded != "."
-            && decoded != ".."
-            && !decoded.contains('/')
-            && !decoded.contains('\\')
-            && !decoded.contains(|c: char| c.is_control())
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    let rest = raw.strip_prefix('/')?;
+    let mut out = String::with_capacity(raw.len());
+    for segment in rest.split('/') {
+        let mut decoded = String::with_capacity(segment.len());
+        let mut bytes = segment.bytes();
+        while let Some(b) = bytes.next() {
+            let c = if b == b'%' {
+                let hi = (bytes.next()? as char).to_digit(16)?;
+                let lo = (bytes.next()? as char).to_digit(16)?;
+                u8::try_from(hi * 16 + lo).ok()?
+            } else {
+                b
+            };
+            if !segment_char(c) {
+                return None;
+            }
+            decoded.push(c as char);
+        }
+        match decoded.as_str() {
+            "" => continue,
+            "." | ".." => return None,
+            _ => {
+                out.push('/');
+                out.push_str(&decoded);
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Some(out)
 }
 
 /// The upstream URL: base (which may carry a path prefix) + path + the client's query
@@ -244,6 +273,45 @@ pub fn upstream_headers(
     Ok(out)
 }
 
+/// The content codings the relay can decode (to read usage from a compressed response).
+const DECODABLE: [&str; 4] = ["gzip", "br", "zstd", "deflate"];
+
+/// What to ask the upstream for: the codings the client accepts that the relay can also
+/// decode, so the client gets the upstream's bytes unchanged and the relay can still read
+/// them; `identity` for streams (their events are read, and sometimes filtered, as they
+/// pass) and when nothing else is shared.
+pub fn upstream_accept_encoding(client: &HeaderMap, stream: bool) -> HeaderValue {
+    let identity = HeaderValue::from_static("identity");
+    if stream {
+        return identity;
+    }
+    let mut accepted: Vec<&str> = Vec::new();
+    for item in client
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let refused = parts.any(|p| {
+            let p = p.trim().replace(' ', "");
+            p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
+        });
+        if let Some(known) = DECODABLE.iter().find(|k| k.eq_ignore_ascii_case(coding))
+            && !refused
+            && !accepted.contains(known)
+        {
+            accepted.push(known);
+        }
+    }
+    if accepted.is_empty() {
+        identity
+    } else {
+        HeaderValue::from_str(&accepted.join(", ")).unwrap_or(identity)
+    }
+}
+
 /// The upstream's response headers the client may see: hop-by-hop and the upstream's own
 /// CORS headers (the relay sets its own) are dropped.
 pub fn response_headers(upstream: &HeaderMap) -> HeaderMap {
@@ -344,29 +412,64 @@ mod tests {
     }
 
     #[test]
-    fn traversal_is_refused() {
+    fn paths_are_normalized_once_or_refused() {
         for bad in [
             "/v1/../admin",
             "/v1/%2e%2e/admin",
             "/v1/%2E./x",
             "/v1/a%2fb",
             "/v1/a%5Cb",
+            "/v1/a\\b",
             "/.",
             "v1",
             // Found by fuzzing: the URL parser drops tabs and newlines after the check.
             "/v1/.\t./.\n./admin",
             "/v1/%00x",
             "/v1/a%09b",
+            "/v1/a%20b",
+            "/v1/a%25b",
+            "/v1/a%zz",
+            "/v1/a%4",
+            "/v1/%C3%A9",
+            // Read as `..` by servers that strip matrix parameters.
+            "/v1/models/..;/files",
+            "/v1/x;a=b",
         ] {
-            assert!(!path_is_safe(bad), "{bad:?}");
+            assert_eq!(normalize_path(bad), None, "{bad:?}");
         }
-        for good in [
-            "/v1/chat/completions",
-            "/v1beta/models/gemini-2.0-flash:generateContent",
-            "/v1/a.b/c..d",
+        for (raw, normal) in [
+            ("/v1/chat/completions", "/v1/chat/completions"),
+            ("/v1/chat/completion%73", "/v1/chat/completions"),
+            ("/v1/chat/completions/", "/v1/chat/completions"),
+            ("//v1//chat/completions", "/v1/chat/completions"),
+            (
+                "/v1beta/models/gemini-2.0-flash:generateContent",
+                "/v1beta/models/gemini-2.0-flash:generateContent",
+            ),
+            ("/v1/models/ft%3Agpt-4o%3Aacme", "/v1/models/ft:gpt-4o:acme"),
+            ("/v1/a.b/c..d", "/v1/a.b/c..d"),
+            ("/", "/"),
         ] {
-            assert!(path_is_safe(good), "{good}");
+            assert_eq!(normalize_path(raw).as_deref(), Some(normal), "{raw}");
         }
+    }
+
+    #[test]
+    fn the_upstream_is_asked_only_for_codings_the_relay_can_read() {
+        let ask = |accept: &'static str, stream| {
+            upstream_accept_encoding(&headers(&[("accept-encoding", accept)]), stream)
+        };
+        assert_eq!(
+            ask("gzip, deflate, br, zstd", false),
+            "gzip, deflate, br, zstd"
+        );
+        assert_eq!(ask("gzip, deflate, br, zstd", true), "identity");
+        assert_eq!(ask("compress, x-gzip;q=0.5, br;q=0", false), "identity");
+        assert_eq!(ask("GZIP;q=0.8", false), "gzip");
+        assert_eq!(
+            upstream_accept_encoding(&HeaderMap::new(), false),
+            "identity"
+        );
     }
 
     #[test]
@@ -398,8 +501,8 @@ mod tests {
             &key,
         );
         assert_eq!(url.as_str(), "http://h:1/v1/x");
-        let url = upstream_url(&base("http://h:1"), "/v1/a%20b:gen", None, &bearer, &key);
-        assert_eq!(url.as_str(), "http://h:1/v1/a%20b:gen");
+        let url = upstream_url(&base("http://h:1"), "/v1/a~b:gen", None, &bearer, &key);
+        assert_eq!(url.as_str(), "http://h:1/v1/a~b:gen");
         let q = "query:key".parse::<AuthStyle>().unwrap();
         let url = upstream_url(
             &base("http://h:1"),
@@ -421,6 +524,9 @@ mod tests {
             ("x-hop", "1"),
             ("origin", "https://app.example"),
             ("cookie", "session=1"),
+            ("openai-organization", "org-other"),
+            ("openai-project", "proj_other"),
+            ("accept-encoding", "gzip"),
         ]);
         let key = SecretString::new("sk-real");
         let out = upstream_headers(
@@ -437,6 +543,9 @@ mod tests {
                 && out.get("origin").is_none()
                 && out.get("cookie").is_none()
         );
+        for chosen_by_relay in ["openai-organization", "openai-project", "accept-encoding"] {
+            assert!(out.get(chosen_by_relay).is_none(), "{chosen_by_relay}");
+        }
         assert_eq!(out.get("content-type").unwrap(), "application/json");
         assert_eq!(out.get("anthropic-version").unwrap(), "2023-06-01");
         let out = upstream_headers(&client, &AuthStyle::Bearer, &key, &[]).unwrap();

@@ -35,6 +35,8 @@ use tokens::TokenCache;
 pub struct ServeConfig {
     /// Largest request body accepted, in bytes.
     pub max_body: u64,
+    /// Most memory the bodies of all requests in flight may hold together, in bytes.
+    pub max_body_memory: u64,
     /// Time to connect to the upstream.
     pub connect_timeout: Duration,
     /// Time from sending a request to the upstream's response headers.
@@ -61,6 +63,7 @@ impl Default for ServeConfig {
     fn default() -> Self {
         Self {
             max_body: 32 * 1024 * 1024,
+            max_body_memory: 256 * 1024 * 1024,
             connect_timeout: Duration::from_secs(10),
             upstream_timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(120),
@@ -84,6 +87,8 @@ pub struct AppState {
     pub usage: Arc<UsageSink>,
     pub metrics: Arc<Metrics>,
     pub client: reqwest::Client,
+    /// The memory request bodies may hold, in KiB (see `proxy::read_body`).
+    pub body_memory: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -102,6 +107,11 @@ impl AppState {
             limiter: Limiter::default(),
             usage: UsageSink::start(store.clone(), config.usage_queue),
             metrics: Arc::new(Metrics::default()),
+            body_memory: Arc::new(tokio::sync::Semaphore::new(
+                usize::try_from(config.max_body_memory / 1024)
+                    .unwrap_or(usize::MAX)
+                    .min(tokio::sync::Semaphore::MAX_PERMITS),
+            )),
             store,
             client,
             config,

@@ -1,23 +1,35 @@
-//! The relay's main path: token → checks → count → forward → stream back.
+//! The relay's request path, as named phases that fill one per-call context:
+//!
+//! admit (token, path, checks that need no body, rate and concurrency) → read body (bounded
+//! in size, time and, across all calls, memory) → policy (what the body asks for, checked
+//! and rewritten) → count (exact and durable) → forward → stream back and account.
+//!
+//! Every refusal becomes an OpenAI-shaped error in [`handle`].
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use chrono::Utc;
 use futures_util::{Stream, StreamExt};
-use warp::http::{HeaderMap, HeaderValue, Method, header};
+use tokio::sync::OwnedSemaphorePermit;
+use warp::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use warp::reply::{Reply, Response};
 
 use super::body::{CallRecord, End, Inspect, RelayBody};
 use super::errors::ApiError;
+use super::limits::Permit;
 use super::metrics::{ProviderLabel, ProviderStatus};
 use super::tokens::ResolvedToken;
 use super::{AppState, cors, forward};
-use crate::providers::{self, AuthStyle, Family, Provider};
+use crate::providers::{self, AuthStyle, Operation, Provider};
+use crate::request::{self, Prepared, json::Spliced};
 use crate::store::{TokenRecord, TokenStatus, UsageRecord};
-use crate::usage::extract::{self, RequestInfo, SseScanner};
+use crate::usage::decode::{Decoded, Scan};
+use crate::usage::extract::{JsonUsage, SseScanner};
 
 pub struct Incoming {
     pub method: Method,
@@ -48,6 +60,11 @@ where
                 "refused"
             );
             state.metrics.refused(error.code());
+            if error == ApiError::InvalidToken {
+                // Every invalid token is answered at the same time, however far it got
+                // (malformed, or opened and looked up): the answer's timing tells nothing.
+                tokio::time::sleep_until((started + INVALID_TOKEN_ANSWER).into()).await;
+            }
             if error == ApiError::OriginNotAllowed {
                 // No Access-Control-Allow-Origin: the refused origin's page reads nothing.
                 return error.into_response();
@@ -61,120 +78,26 @@ where
 
 type Refusal = (ApiError, Option<String>);
 
-/// The checks that need no body: cheap, and run before the body is read.
-fn check_request(
-    state: &AppState,
-    incoming: &Incoming,
-    resolved: &ResolvedToken,
-    record: &TokenRecord,
-    provider: &Provider,
-) -> Result<(), ApiError> {
-    match record.status(Utc::now()) {
-        TokenStatus::Revoked => return Err(ApiError::TokenRevoked),
-        TokenStatus::Expired => return Err(ApiError::TokenExpired),
-        // Exhausted calls are decided by the atomic count, not by a snapshot.
-        TokenStatus::Exhausted | TokenStatus::Active => {}
-    }
-    let policy = &record.policy;
-    if !policy.endpoint_allowed(provider.family, &incoming.path) {
-        return Err(ApiError::EndpointNotAllowed);
-    }
-    let origin = incoming
-        .headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok());
-    if !policy.origin_allowed(origin) {
-        return Err(ApiError::OriginNotAllowed);
-    }
-    if !policy.ips.is_empty() {
-        let ip = forward::client_ip(
-            incoming.peer,
-            &incoming.headers,
-            &state.config.trusted_proxies,
-        );
-        if !policy.ip_allowed(ip) {
-            return Err(ApiError::IpNotAllowed);
-        }
-    }
-    if let Some(max) = record.max_total_tokens {
-        // Tokens recorded plus output reserved by calls in flight here.
-        if resolved.used_tokens(record) + state.limiter.reserved_tokens(&record.id) >= max {
-            return Err(ApiError::TokenBudgetExhausted);
-        }
-    }
-    Ok(())
+/// When an invalid token is answered, counted from the request's arrival: longer than an
+/// open and a store lookup take.
+const INVALID_TOKEN_ANSWER: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// What the phases learn about a call, filled in as it goes.
+struct Call {
+    resolved: Arc<ResolvedToken>,
+    record: Arc<TokenRecord>,
+    provider: &'static Provider,
+    /// The normalized path: what policy matched and what is forwarded.
+    path: String,
+    operation: Operation,
+    /// Rate and concurrency: held until the response ends.
+    permit: Permit,
 }
 
-/// What the body says, checked against the policy and rewritten where the policy caps it.
-/// Returns the body to send, the model, whether it streams, and whether the usage-only
-/// event must be hidden from the client.
-fn prepare_body(
-    incoming: &Incoming,
-    record: &TokenRecord,
-    provider: &Provider,
-    body: Bytes,
-) -> Result<(Bytes, Option<String>, bool, bool), ApiError> {
-    let policy = &record.policy;
-    let mut info = RequestInfo::parse(&body);
-    let path_model = providers::model_in_path(provider.family, &incoming.path).map(str::to_string);
-    let stream = info.stream || incoming.path.ends_with(":streamGenerateContent");
-    if !policy.models.is_empty() {
-        let mut seen = false;
-        for model in [path_model.as_deref(), info.model.as_deref()]
-            .into_iter()
-            .flatten()
-        {
-            seen = true;
-            if !policy.model_allowed(model) {
-                return Err(ApiError::ModelNotAllowed);
-            }
-        }
-        if !seen && !body.is_empty() {
-            return Err(ApiError::ModelUnreadable);
-        }
+impl Call {
+    fn refuse(&self, error: ApiError) -> Refusal {
+        (error, Some(self.record.id.clone()))
     }
-    let chat_stream = info.stream
-        && provider.stream_usage_option
-        && matches!(provider.family, Family::OpenAi | Family::Azure)
-        && incoming.path.ends_with("/chat/completions");
-    let mut hide_usage = false;
-    let mut rewritten = None;
-    // The full JSON tree is built only when the body is to be rewritten.
-    let object = if policy.max_output_tokens.is_some() || chat_stream {
-        info.is_object.then(|| RequestInfo::object(&body)).flatten()
-    } else {
-        None
-    };
-    // A cap that cannot be applied refuses the call: a body the relay cannot read (not
-    // JSON, not an object, `stream` of another type) must not carry an uncapped request.
-    if policy.max_output_tokens.is_some() && object.is_none() && !body.is_empty() {
-        return Err(ApiError::BodyUnreadable);
-    }
-    if let Some(mut json) = object {
-        let mut changed = false;
-        if let Some(cap) = policy.max_output_tokens {
-            changed |= extract::cap_output_tokens(
-                &mut json,
-                provider.family,
-                provider.name,
-                &incoming.path,
-                cap,
-            )
-            .map_err(|_| ApiError::BadOutputTokens)?;
-        }
-        if chat_stream {
-            hide_usage = extract::request_stream_usage(&mut json);
-            changed |= hide_usage;
-        }
-        if changed {
-            rewritten = Some(Bytes::from(
-                serde_json::to_vec(&json).expect("JSON re-serializes"),
-            ));
-        }
-    }
-    let model = path_model.or(info.model.take());
-    let body = rewritten.unwrap_or(body);
-    Ok((body, model, stream, hide_usage))
 }
 
 async fn relay<S, B>(
@@ -187,37 +110,167 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
     B: Buf,
 {
+    let call = admit(state, incoming).await?;
+    let config = &state.config;
+    let (body, body_memory) = read_body(
+        body,
+        &incoming.headers,
+        config.max_body,
+        config.client_timeout,
+        &state.body_memory,
+    )
+    .await
+    .map_err(|e| call.refuse(e))?;
+    let bytes_in = body.len() as u64;
+    let prepared = apply_policy(&call, body)
+        .await
+        .map_err(|e| call.refuse(e))?;
+
+    // Everything that can refuse has run: from here on the call counts.
+    Box::pin(state.counter.consume(&call.record))
+        .await
+        .map_err(|e| call.refuse(e))?;
+    call.resolved.add_counted_call();
+    forward(
+        state,
+        incoming,
+        call,
+        prepared,
+        bytes_in,
+        body_memory,
+        started,
+    )
+    .await
+}
+
+/// The checks that need no body, in order of cost, then the per-process limits: a caller
+/// without a valid token, or with no calls left, costs no body read and no parse.
+async fn admit(state: &AppState, incoming: &Incoming) -> Result<Call, Refusal> {
     let presented = forward::extract_token(&incoming.headers, incoming.query.as_deref())
         .ok_or((ApiError::MissingToken, None))?;
-    if !forward::path_is_safe(&incoming.path) {
-        return Err((ApiError::InvalidPath, None));
-    }
+    let path = forward::normalize_path(&incoming.path).ok_or((ApiError::InvalidPath, None))?;
     // The store's futures are large and awaited only briefly: boxed, they do not widen
     // this future, which lives (and is moved through the server's layers) for every call.
     let resolved = Box::pin(state.tokens.resolve(&presented))
         .await
         .map_err(|e| (e, None))?;
     let record = resolved.record();
-    let id = record.id.clone();
-    let refuse = |e: ApiError| (e, Some(id.clone()));
+    let refuse = |e: ApiError| (e, Some(record.id.clone()));
     let Some(provider) = providers::lookup(&record.provider) else {
-        tracing::error!(token_id = %id, provider = %record.provider, "unknown provider in store");
+        tracing::error!(token_id = %record.id, provider = %record.provider, "unknown provider in store");
         return Err(refuse(ApiError::UpstreamUnreachable));
     };
-    check_request(state, incoming, &resolved, &record, provider).map_err(refuse)?;
+    match record.status(Utc::now()) {
+        TokenStatus::Revoked => return Err(refuse(ApiError::TokenRevoked)),
+        TokenStatus::Expired => return Err(refuse(ApiError::TokenExpired)),
+        TokenStatus::Exhausted | TokenStatus::Active => {}
+    }
+    // The atomic count decides exactly; what is known here to be spent already (a lower
+    // bound) refuses before the body is read.
+    if record
+        .max_calls
+        .is_some_and(|max| resolved.used_calls(&record) >= max)
+    {
+        return Err(refuse(ApiError::CallsExhausted));
+    }
+    let policy = &record.policy;
+    if !policy.endpoint_allowed(provider.family, &incoming.method, &path) {
+        return Err(refuse(ApiError::EndpointNotAllowed));
+    }
+    let origin = incoming
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    if !policy.origin_allowed(origin) {
+        return Err(refuse(ApiError::OriginNotAllowed));
+    }
+    if !policy.ips.is_empty() {
+        let ip = forward::client_ip(
+            incoming.peer,
+            &incoming.headers,
+            &state.config.trusted_proxies,
+        );
+        if !policy.ip_allowed(ip) {
+            return Err(refuse(ApiError::IpNotAllowed));
+        }
+    }
+    let reserve = match (record.max_total_tokens, policy.max_output_tokens) {
+        (Some(_), Some(cap)) => i64::from(cap),
+        _ => 0,
+    };
+    if let Some(max) = record.max_total_tokens {
+        // Tokens recorded plus output reserved by calls in flight here.
+        let used = resolved
+            .used_tokens(&record)
+            .saturating_add(state.limiter.reserved_tokens(&record.id));
+        if used >= max {
+            return Err(refuse(ApiError::TokenBudgetExhausted));
+        }
+    }
+    let permit = state
+        .limiter
+        .admit(&record.id, policy.rpm, policy.concurrency, reserve)
+        .map_err(refuse)?;
+    let operation = Operation::of(provider.family, &incoming.method, &path);
+    Ok(Call {
+        resolved,
+        record,
+        provider,
+        path,
+        operation,
+        permit,
+    })
+}
 
-    let config = &state.config;
-    let body = read_body(
-        body,
-        &incoming.headers,
-        config.max_body,
-        config.client_timeout,
-    )
-    .await
-    .map_err(refuse)?;
-    let (body, model, stream, hide_usage) =
-        prepare_body(incoming, &record, provider, body).map_err(refuse)?;
+/// Bodies larger than this are read for policy on the blocking pool, not on a worker
+/// that other connections wait for.
+const PARSE_INLINE_MAX: usize = 64 * 1024;
 
+/// What the body asks for, checked against the token's policy and rewritten where the
+/// policy caps it.
+async fn apply_policy(call: &Call, body: Bytes) -> Result<Prepared, ApiError> {
+    let provider = call.provider;
+    let operation = call.operation;
+    let path_model = providers::model_in_path(provider.family, &call.path).map(str::to_string);
+    let record = call.record.clone();
+    let body_len = body.len();
+    let prepare = move || {
+        request::prepare(
+            body,
+            &request::Call {
+                provider,
+                operation,
+                path_model: path_model.as_deref(),
+                policy: &record.policy,
+            },
+        )
+    };
+    let prepared = if body_len > PARSE_INLINE_MAX {
+        tokio::task::spawn_blocking(prepare)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "reading a request body failed");
+                Err(request::BodyRefusal::NotAnObject)
+            })
+    } else {
+        prepare()
+    };
+    prepared.map_err(ApiError::from)
+}
+
+async fn forward(
+    state: &Arc<AppState>,
+    incoming: &Incoming,
+    call: Call,
+    prepared: Prepared,
+    bytes_in: u64,
+    body_memory: Option<OwnedSemaphorePermit>,
+    started: Instant,
+) -> Result<Response, Refusal> {
+    let record = &call.record;
+    let id = record.id.clone();
+    let refuse = |e: ApiError| (e, Some(id.clone()));
+    let provider = call.provider;
     let Some(base) = record.upstream.as_deref().or(provider.base_url) else {
         tracing::error!(token_id = %id, "token has no upstream");
         return Err(refuse(ApiError::UpstreamUnreachable));
@@ -229,55 +282,52 @@ where
         })?,
         None => provider.auth.clone(),
     };
-    let api_key = &resolved.claims.api_key;
-    let Some(base_url) = resolved.base_url(base) else {
+    let api_key = &call.resolved.claims.api_key;
+    let Some(base_url) = call.resolved.base_url(base) else {
         tracing::error!(token_id = %id, "invalid upstream URL in store");
         return Err(refuse(ApiError::UpstreamUnreachable));
     };
     let url = forward::upstream_url(
         base_url,
-        &incoming.path,
+        &call.path,
         incoming.query.as_deref(),
         &auth,
         api_key,
     );
-    let headers =
+    let mut headers =
         forward::upstream_headers(&incoming.headers, &auth, api_key, provider.default_headers)
             .map_err(|_| {
                 tracing::error!(token_id = %id, "the sealed API key is not a valid header value");
                 refuse(ApiError::UpstreamUnreachable)
             })?;
-
-    // Per-process limits last among the refusals, so a refused call spends none of them.
-    let policy = &record.policy;
-    let reserve = match (record.max_total_tokens, policy.max_output_tokens) {
-        (Some(_), Some(cap)) => i64::from(cap),
-        _ => 0,
-    };
-    let permit = state
-        .limiter
-        .admit(&id, policy.rpm, policy.concurrency, reserve)
-        .map_err(refuse)?;
-
-    // Everything that can refuse has run: from here on the call counts.
-    Box::pin(state.counter.consume(&record))
-        .await
-        .map_err(refuse)?;
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        forward::upstream_accept_encoding(&incoming.headers, prepared.stream),
+    );
 
     let started_at = Utc::now();
-    let bytes_in = body.len() as u64;
+    let Prepared {
+        body,
+        model,
+        stream,
+        hide_usage,
+        max_output,
+    } = prepared;
+    let estimate = crate::usage::estimate(call.operation, bytes_in, max_output);
     let request = state
         .client
         .request(incoming.method.clone(), url)
         .headers(headers)
-        .body(body);
+        .body(upstream_body(body));
     let sent = tokio::time::timeout(state.config.upstream_timeout, request.send()).await;
+    // The body has been sent (or never will be): its memory is free for other calls.
+    drop(body_memory);
     let record_failure = |status: u16| {
         state.usage.record(UsageRecord {
             token_id: id.clone(),
             at: started_at,
             method: incoming.method.to_string(),
-            path: incoming.path.clone(),
+            path: call.path.clone(),
             model: model.clone(),
             status,
             latency_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
@@ -289,6 +339,7 @@ where
             total_tokens: None,
             stream,
             aborted: false,
+            estimated: false,
         })
     };
     let response = match sent {
@@ -300,6 +351,8 @@ where
             let (error, reached_provider) = Box::pin(upstream_failure(state, &id, e)).await;
             if reached_provider {
                 record_failure(error.status().as_u16());
+            } else {
+                call.resolved.give_back_counted_call();
             }
             return Err(refuse(error));
         }
@@ -325,29 +378,23 @@ where
         })
         .inc();
     let mut headers = forward::response_headers(response.headers());
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.as_bytes().to_ascii_lowercase())
-        .unwrap_or_default();
-    let is_sse = content_type.starts_with(b"text/event-stream");
-    let inspect = if is_sse {
+    let (inspect, is_sse) = inspect_for(&headers, hide_usage);
+    if is_sse {
         // SSE through proxies: ask intermediaries not to buffer.
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        Inspect::Sse(SseScanner::new(hide_usage))
-    } else if content_type.windows(4).any(|w| w == b"json") {
-        Inspect::Json(BytesMut::new())
-    } else {
-        Inspect::None
-    };
-    if hide_usage && is_sse {
+    }
+    if matches!(&inspect, Inspect::Sse(_)) && hide_usage {
         // The body may shrink by the hidden event.
         headers.remove(header::CONTENT_LENGTH);
     }
-    let call = CallRecord {
+    let has_body = incoming.method != Method::HEAD
+        && status != StatusCode::NO_CONTENT
+        && status != StatusCode::NOT_MODIFIED;
+    let record = CallRecord {
         token_id: id,
         provider: provider.name,
         method: incoming.method.to_string(),
-        path: incoming.path.clone(),
+        path: call.path,
         model,
         status: status.as_u16(),
         started,
@@ -357,17 +404,96 @@ where
         bytes_out: 0,
         stream: stream || is_sse,
         tally: Default::default(),
+        metered: call.operation.metered(),
+        estimate,
+        estimated: false,
         end: End::Complete,
         usage: state.usage.clone(),
         metrics: state.metrics.clone(),
-        _permit: permit,
-        resolved: resolved.clone(),
+        _permit: call.permit,
+        resolved: call.resolved,
     };
-    let body = RelayBody::new(response, inspect, state.config.idle_timeout, call);
+    let body = RelayBody::new(
+        response,
+        inspect,
+        state.config.idle_timeout,
+        record,
+        has_body,
+    );
     let mut reply = warp::reply::stream(body).into_response();
     *reply.status_mut() = status;
     *reply.headers_mut() = headers;
     Ok(reply)
+}
+
+/// How a response is read for usage, and whether it is an event stream. A compressed body
+/// is passed on as it came and a copy is decoded; an event stream is filtered (to hide the
+/// usage report the relay asked for) only when it is not compressed.
+fn inspect_for(headers: &HeaderMap, hide_usage: bool) -> (Inspect, bool) {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.as_bytes().to_ascii_lowercase())
+        .unwrap_or_default();
+    let is_sse = content_type.starts_with(b"text/event-stream");
+    let is_json = content_type.windows(4).any(|w| w == b"json");
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"));
+    let scan = if is_sse {
+        Scan::Sse(SseScanner::new(false))
+    } else if is_json {
+        Scan::Json(JsonUsage::default())
+    } else {
+        return (Inspect::None, false);
+    };
+    let inspect = match (encoding, scan) {
+        (Some(encoding), scan) => Decoded::new(encoding, scan)
+            .map(|d| Inspect::Decoded(Box::new(d)))
+            .unwrap_or(Inspect::None),
+        (None, Scan::Sse(_)) => Inspect::Sse(SseScanner::new(hide_usage)),
+        (None, Scan::Json(scanner)) => Inspect::Json(scanner),
+    };
+    (inspect, is_sse)
+}
+
+/// The body to send upstream: one buffer as it is (so a refused HTTP/2 stream can be sent
+/// again), several as a body of known length that is never joined.
+fn upstream_body(body: Spliced) -> reqwest::Body {
+    match body.pieces.len() {
+        0 => reqwest::Body::from(Bytes::new()),
+        1 => reqwest::Body::from(body.pieces.into_iter().next().expect("one piece")),
+        _ => reqwest::Body::wrap(SplicedBody(body)),
+    }
+}
+
+struct SplicedBody(Spliced);
+
+impl http_body::Body for SplicedBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = &mut self.get_mut().0;
+        if this.pieces.is_empty() {
+            return Poll::Ready(None);
+        }
+        let piece = this.pieces.remove(0);
+        this.len -= piece.len();
+        Poll::Ready(Some(Ok(http_body::Frame::data(piece))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.pieces.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.0.len as u64)
+    }
 }
 
 /// Maps a failed send, and says whether the call may have reached the provider. One that
@@ -385,25 +511,56 @@ async fn upstream_failure(state: &AppState, id: &str, error: reqwest::Error) -> 
     }
 }
 
+/// Memory is reserved for bodies in KiB units: a `u32` of them covers any body size.
+const KIB: u64 = 1024;
+
+fn reserve(
+    memory: &Arc<tokio::sync::Semaphore>,
+    held: &mut Option<OwnedSemaphorePermit>,
+    bytes: u64,
+) -> Result<(), ApiError> {
+    let units = u32::try_from(bytes.div_ceil(KIB)).map_err(|_| ApiError::RequestTooLarge)?;
+    if units == 0 {
+        return Ok(());
+    }
+    let permit = memory
+        .clone()
+        .try_acquire_many_owned(units)
+        .map_err(|_| ApiError::RelayBusy)?;
+    match held {
+        Some(held) => held.merge(permit),
+        None => *held = Some(permit),
+    }
+    Ok(())
+}
+
 /// Reads the whole request body, refusing past `limit` bytes (early, when the client
-/// announced its length) and when it takes longer than `timeout` (a client that trickles
-/// its body must not hold a connection and a task forever).
+/// announced its length), when it takes longer than `timeout` (a client that trickles its
+/// body must not hold a connection and a task forever), and when the bodies of all calls
+/// in flight would hold more memory than the relay allows (503, retryable). Returns the
+/// body and its share of that memory, to be released once it has been forwarded.
 pub(super) async fn read_body<S, B>(
     body: S,
     headers: &HeaderMap,
     limit: u64,
     timeout: std::time::Duration,
-) -> Result<Bytes, ApiError>
+    memory: &Arc<tokio::sync::Semaphore>,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
     B: Buf,
 {
-    tokio::time::timeout(timeout, read_all(body, headers, limit))
+    tokio::time::timeout(timeout, read_all(body, headers, limit, memory))
         .await
         .unwrap_or(Err(ApiError::RequestTimeout))
 }
 
-async fn read_all<S, B>(mut body: S, headers: &HeaderMap, limit: u64) -> Result<Bytes, ApiError>
+async fn read_all<S, B>(
+    mut body: S,
+    headers: &HeaderMap,
+    limit: u64,
+    memory: &Arc<tokio::sync::Semaphore>,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
     B: Buf,
@@ -415,11 +572,22 @@ where
     if announced.is_some_and(|n| n > limit) {
         return Err(ApiError::RequestTooLarge);
     }
+    let mut held = None;
+    let mut reserved = announced.unwrap_or(0);
+    reserve(memory, &mut held, reserved)?;
     let mut buf = BytesMut::with_capacity(announced.unwrap_or(0) as usize);
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk.map_err(|_| ApiError::BadRequest)?;
-        if buf.len() as u64 + chunk.remaining() as u64 > limit {
+        let len = buf.len() as u64 + chunk.remaining() as u64;
+        if len > limit {
             return Err(ApiError::RequestTooLarge);
+        }
+        if len > reserved {
+            // A body of unannounced length: reserved as it grows, in steps (its buffer
+            // doubles as it grows, too).
+            let want = len.max(reserved.saturating_mul(2)).min(limit);
+            reserve(memory, &mut held, want - reserved)?;
+            reserved = want;
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
@@ -428,5 +596,5 @@ where
             chunk.advance(n);
         }
     }
-    Ok(buf.freeze())
+    Ok((buf.freeze(), held))
 }

@@ -33,6 +33,9 @@ pub struct ResolvedToken {
     /// usage writer or the next refresh.
     base_used_tokens: i64,
     recorded_here: AtomicI64,
+    /// Likewise for calls: `used_calls` when loaded, and the calls counted here since.
+    base_used_calls: i64,
+    counted_here: AtomicI64,
     /// The upstream base URL, parsed once (host parsing is costly per request).
     base_url: std::sync::OnceLock<Option<reqwest::Url>>,
 }
@@ -58,6 +61,24 @@ impl ResolvedToken {
     /// Counts tokens this process recorded for the token.
     pub fn add_recorded_tokens(&self, tokens: i64) {
         self.recorded_here.fetch_add(tokens, Ordering::AcqRel);
+    }
+
+    /// Notes a call this process counted for the token.
+    pub fn add_counted_call(&self) {
+        self.counted_here.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Undoes [`add_counted_call`](Self::add_counted_call) for a call given back.
+    pub fn give_back_counted_call(&self) {
+        self.counted_here.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// The best lower bound on the calls the token has used: a spent token is refused
+    /// before its body is read, also right after its last call.
+    pub fn used_calls(&self, snapshot: &TokenRecord) -> i64 {
+        snapshot
+            .used_calls
+            .max(self.base_used_calls + self.counted_here.load(Ordering::Acquire))
     }
 
     /// The best lower bound on the tokens the token has used.
@@ -127,6 +148,8 @@ impl TokenCache {
             claims,
             base_used_tokens: record.used_tokens,
             recorded_here: AtomicI64::new(0),
+            base_used_calls: record.used_calls,
+            counted_here: AtomicI64::new(0),
             base_url: std::sync::OnceLock::new(),
             snapshot: Mutex::new(Snapshot {
                 record: Arc::new(record),

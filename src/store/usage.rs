@@ -32,6 +32,9 @@ pub struct UsageRecord {
     pub total_tokens: Option<i64>,
     pub stream: bool,
     pub aborted: bool,
+    /// The provider reported no usage (or the call ended before it could): the tokens are
+    /// the relay's estimate, charged so that no call is free.
+    pub estimated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +59,8 @@ pub struct UsageRow {
     pub calls: i64,
     pub errors: i64,
     pub aborted: i64,
+    /// Calls charged an estimate, for want of the provider's report.
+    pub estimated: i64,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub total_tokens: i64,
@@ -110,6 +115,7 @@ impl Store {
             total_tokens: Set(r.total_tokens),
             stream: Set(r.stream),
             aborted: Set(r.aborted),
+            estimated: Set(r.estimated),
         };
         let txn = self.writer.begin().await?;
         for piece in super::statement_pieces(records, USAGE_ROWS_PER_INSERT) {
@@ -156,6 +162,10 @@ impl Store {
                 Expr::cust("CAST(SUM(CASE WHEN aborted THEN 1 ELSE 0 END) AS BIGINT)"),
                 Alias::new("aborted_calls"),
             )
+            .expr_as(
+                Expr::cust("CAST(SUM(CASE WHEN estimated THEN 1 ELSE 0 END) AS BIGINT)"),
+                Alias::new("estimated_calls"),
+            )
             .expr_as(sum("prompt_tokens"), Alias::new("prompt"))
             .expr_as(sum("completion_tokens"), Alias::new("completion"))
             .expr_as(sum("total_tokens"), Alias::new("total"))
@@ -189,6 +199,7 @@ impl Store {
                     calls: get("calls")?,
                     errors: get("errors")?,
                     aborted: get("aborted_calls")?,
+                    estimated: get("estimated_calls")?,
                     prompt_tokens: get("prompt")?,
                     completion_tokens: get("completion")?,
                     total_tokens: get("total")?,

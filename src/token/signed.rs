@@ -83,11 +83,16 @@ impl fmt::Debug for OpenedSigned {
 }
 
 impl OpenedSigned {
-    /// Does the issuer's key verify the signature?
+    /// Does the issuer's key verify the signature? Only the low-S form is accepted: for
+    /// each signature (r, s) the twin (r, n − s) verifies too, and would make a second
+    /// token string of the same claims.
     pub fn verify(&self, issuer: &PublicKey) -> bool {
         let Ok(signature) = Signature::from_slice(&self.signature) else {
             return false;
         };
+        if signature.normalize_s().is_some() {
+            return false;
+        }
         VerifyingKey::from(issuer)
             .verify(&self.message, &signature)
             .is_ok()
@@ -129,6 +134,7 @@ pub fn mint_with_ephemeral(
     }
     let header = header_with(FORMAT_V2, Kid::of(server));
     let signature: Signature = SigningKey::from(issuer).sign(&signed_message(&header, &json));
+    let signature = signature.normalize_s().unwrap_or(signature);
     let mut plaintext = zeroize::Zeroizing::new(Vec::with_capacity(2 + json.len() + 64));
     plaintext.extend_from_slice(&(json.len() as u16).to_be_bytes());
     plaintext.extend_from_slice(&json);
@@ -158,4 +164,35 @@ pub(super) fn decode(header: &[u8], plaintext: &[u8]) -> Result<OpenedSigned, To
         message: signed_message(header, json),
         signature,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::elliptic_curve::PrimeField;
+    use p256::elliptic_curve::ops::Neg;
+
+    #[test]
+    fn only_the_low_s_signature_verifies() {
+        let issuer = SecretKey::random(&mut OsRng);
+        let header = header_with(FORMAT_V2, Kid::of(&issuer.public_key()));
+        let message = signed_message(&header, b"{}");
+        let low: Signature = SigningKey::from(&issuer).sign(&message);
+        let low = low.normalize_s().unwrap_or(low);
+        let (r, s) = low.split_scalars();
+        let high = Signature::from_scalars(r.to_repr(), s.as_ref().neg().to_repr()).unwrap();
+        let opened = |signature: Signature| OpenedSigned {
+            claims: serde_json::from_str(
+                r#"{"iss":"i","id":"00","key":"k","provider":"openai","iat":0,"exp":1}"#,
+            )
+            .unwrap(),
+            message: message.clone(),
+            signature: signature.to_bytes().into(),
+        };
+        assert!(opened(low).verify(&issuer.public_key()));
+        assert!(
+            !opened(high).verify(&issuer.public_key()),
+            "the high-S twin must be refused"
+        );
+    }
 }

@@ -2,9 +2,6 @@
 
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
-use serde_json::Value;
-
-use crate::providers::Family;
 
 /// Token counts reported by a provider.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,6 +37,12 @@ impl Tally {
         ]
         .into_iter()
         .flatten()
+        {
+            self.absorb_counts(counts);
+        }
+    }
+
+    fn absorb_counts(&mut self, counts: &Counts) {
         {
             if let Some(p) = counts
                 .prompt_tokens
@@ -117,148 +120,104 @@ impl UsageDoc {
     }
 }
 
-/// What the relay needs to know about a request body. Read with a typed, borrowing parse
-/// that skips everything else: a full `Value` is built only when the body is rewritten.
-#[derive(Debug, Default)]
-pub struct RequestInfo {
-    /// The body is a JSON object.
-    pub is_object: bool,
-    pub model: Option<String>,
-    pub stream: bool,
+/// Longest SSE line (or, when filtering, event) held back to be scanned. Usage reports are
+/// small; a longer line is passed on unscanned, so a huge event cannot grow memory.
+const MAX_HELD: usize = 1024 * 1024;
+/// Longest `usage` object captured from a JSON body.
+const MAX_USAGE_OBJECT: usize = 64 * 1024;
+
+/// Reads usage from a JSON response of any size as it passes, holding only the `usage` or
+/// `usageMetadata` member of the top-level object (where all three providers put it),
+/// never the body. Strings are tracked, so text the model wrote cannot pose as a report.
+#[derive(Default)]
+pub struct JsonUsage {
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    /// At depth 1: reading a key (`Some`, its first bytes), or waiting for one.
+    key: Option<Vec<u8>>,
+    expecting_key: bool,
+    /// The last top-level key read is one that carries usage.
+    usage_key: bool,
+    /// The usage object being captured, and whether it outgrew its bound.
+    capture: Option<Vec<u8>>,
+    tally: Tally,
 }
 
-#[derive(Deserialize)]
-struct Peek<'a> {
-    #[serde(default, borrow)]
-    model: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    stream: Option<bool>,
-}
-
-impl RequestInfo {
-    pub fn parse(body: &[u8]) -> Self {
-        if !body.trim_ascii_start().starts_with(b"{") {
-            return Self::default();
-        }
-        match serde_json::from_slice::<Peek>(body) {
-            Ok(peek) => RequestInfo {
-                is_object: true,
-                model: peek.model.map(|m| m.into_owned()),
-                stream: peek.stream.unwrap_or(false),
-            },
-            // Not an object, or `model`/`stream` of another type: treated as unreadable.
-            Err(_) => Self::default(),
+impl JsonUsage {
+    pub fn push(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.step(b);
         }
     }
 
-    /// The body as a JSON object, for rewriting.
-    pub fn object(body: &[u8]) -> Option<serde_json::Map<String, Value>> {
-        match serde_json::from_slice(body) {
-            Ok(Value::Object(map)) => Some(map),
-            _ => None,
-        }
+    pub fn tally(&self) -> Tally {
+        self.tally
     }
-}
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0} must be a non-negative integer")]
-pub struct BadField(pub &'static str);
-
-/// Caps the output tokens a request asks for: set when absent, lowered when higher.
-/// Returns whether the body changed.
-pub fn cap_output_tokens(
-    body: &mut serde_json::Map<String, Value>,
-    family: Family,
-    provider: &str,
-    path: &str,
-    cap: u32,
-) -> Result<bool, BadField> {
-    let cap = u64::from(cap);
-    if family == Family::Gemini {
-        let config = body
-            .entry("generationConfig")
-            .or_insert_with(|| Value::Object(Default::default()));
-        let Value::Object(config) = config else {
-            return Err(BadField("generationConfig"));
-        };
-        return lower_or_set(config, "maxOutputTokens", cap, true);
-    }
-    let fields: &[&'static str] = match family {
-        Family::Anthropic => &["max_tokens"],
-        _ if path.ends_with("/responses") => &["max_output_tokens"],
-        _ if path.ends_with("/chat/completions") => &["max_completion_tokens", "max_tokens"],
-        _ if path.ends_with("/completions") => &["max_tokens"],
-        _ => return Ok(false),
-    };
-    let mut changed = false;
-    let mut present = false;
-    for field in fields {
-        if body.contains_key(*field) {
-            present = true;
-            changed |= lower_or_set(body, field, cap, false)?;
+    fn step(&mut self, b: u8) {
+        if let Some(capture) = &mut self.capture
+            && capture.len() < MAX_USAGE_OBJECT
+        {
+            capture.push(b);
         }
-    }
-    if !present {
-        // OpenAI's own API wants the newer field (reasoning models refuse `max_tokens`);
-        // compatible servers generally know only `max_tokens`.
-        let field = match fields {
-            [newer, _] if matches!(provider, "openai" | "azure") => newer,
-            [_, older] => older,
-            [only] => only,
-            _ => unreachable!("one or two fields"),
-        };
-        body.insert(field.to_string(), Value::from(cap));
-        changed = true;
-    }
-    Ok(changed)
-}
-
-fn lower_or_set(
-    map: &mut serde_json::Map<String, Value>,
-    field: &'static str,
-    cap: u64,
-    set_when_absent: bool,
-) -> Result<bool, BadField> {
-    match map.get(field) {
-        None | Some(Value::Null) if set_when_absent => {
-            map.insert(field.to_string(), Value::from(cap));
-            Ok(true)
-        }
-        None | Some(Value::Null) => Ok(false),
-        Some(v) => match v.as_u64() {
-            Some(n) if n > cap => {
-                map.insert(field.to_string(), Value::from(cap));
-                Ok(true)
+        if self.in_string {
+            if self.escaped {
+                self.escaped = false;
+            } else if b == b'\\' {
+                self.escaped = true;
+            } else if b == b'"' {
+                self.in_string = false;
+                if let Some(key) = self.key.take() {
+                    self.usage_key = key == b"usage" || key == b"usageMetadata";
+                    self.expecting_key = false;
+                }
+            } else if let Some(key) = &mut self.key
+                && key.len() < 16
+            {
+                key.push(b);
             }
-            Some(_) => Ok(false),
-            None => Err(BadField(field)),
-        },
+            return;
+        }
+        match b {
+            b'"' => {
+                self.in_string = true;
+                if self.depth == 1 && self.expecting_key {
+                    self.key = Some(Vec::new());
+                }
+            }
+            b'{' | b'[' => {
+                if self.depth == 1 && self.usage_key && b == b'{' && self.capture.is_none() {
+                    self.capture = Some(vec![b'{']);
+                }
+                self.depth += 1;
+                if self.depth == 1 {
+                    self.expecting_key = true;
+                }
+            }
+            b'}' | b']' => {
+                self.depth = self.depth.saturating_sub(1);
+                if self.depth == 1
+                    && let Some(object) = self.capture.take()
+                    && let Ok(counts) = serde_json::from_slice::<Counts>(&object)
+                {
+                    self.tally.absorb_counts(&counts);
+                }
+            }
+            b',' if self.depth == 1 => {
+                self.expecting_key = true;
+                self.usage_key = false;
+            }
+            _ => {}
+        }
     }
-}
-
-/// For OpenAI-style chat streams: asks the provider to report usage. Returns `true` when the
-/// client had not asked for it itself (so the usage-only event is to be hidden from it).
-pub fn request_stream_usage(body: &mut serde_json::Map<String, Value>) -> bool {
-    let options = body
-        .entry("stream_options")
-        .or_insert_with(|| Value::Object(Default::default()));
-    let Value::Object(options) = options else {
-        return false;
-    };
-    if options.get("include_usage").and_then(Value::as_bool) == Some(true) {
-        return false;
-    }
-    options.insert("include_usage".to_string(), Value::Bool(true));
-    true
 }
 
 /// Usage from a whole JSON response body.
 pub fn json_usage(body: &[u8]) -> Tally {
-    let mut tally = Tally::default();
-    if let Ok(doc) = serde_json::from_slice::<UsageDoc>(body) {
-        tally.absorb(&doc);
-    }
-    tally
+    let mut scanner = JsonUsage::default();
+    scanner.push(body);
+    scanner.tally()
 }
 
 /// Scans an SSE stream as it passes: takes usage from events, and optionally removes the
@@ -267,6 +226,8 @@ pub fn json_usage(body: &[u8]) -> Tally {
 pub struct SseScanner {
     hide_usage_only: bool,
     pending: BytesMut,
+    /// The current line outgrew `MAX_HELD` and is skipped to its end.
+    skipping: bool,
     tally: Tally,
 }
 
@@ -275,6 +236,7 @@ impl SseScanner {
         Self {
             hide_usage_only,
             pending: BytesMut::new(),
+            skipping: false,
             tally: Tally::default(),
         }
     }
@@ -287,11 +249,7 @@ impl SseScanner {
     pub fn push(&mut self, chunk: Bytes) -> Bytes {
         if !self.hide_usage_only {
             // Scan line by line, keeping only a partial line; pass the chunk on untouched.
-            self.pending.extend_from_slice(&chunk);
-            while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
-                let line = self.pending.split_to(end + 1);
-                self.scan_line(&line);
-            }
+            self.scan_lines(&chunk);
             return chunk;
         }
         self.pending.extend_from_slice(&chunk);
@@ -302,7 +260,39 @@ impl SseScanner {
                 out.extend_from_slice(&event);
             }
         }
+        if self.pending.len() > MAX_HELD {
+            // Too long to be a usage report: passed on as it is.
+            out.extend_from_slice(&std::mem::take(&mut self.pending));
+        }
         out.freeze()
+    }
+
+    /// Scans whole lines, holding only a partial one (and not past `MAX_HELD`: the rest
+    /// of such a line is skipped).
+    pub fn scan_lines(&mut self, bytes: &[u8]) {
+        let mut rest = bytes;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            let (line, tail) = rest.split_at(end + 1);
+            rest = tail;
+            if self.skipping {
+                self.skipping = false;
+                continue;
+            }
+            if self.pending.is_empty() {
+                self.scan_line(line);
+            } else {
+                self.pending.extend_from_slice(line);
+                let whole = std::mem::take(&mut self.pending);
+                self.scan_line(&whole);
+            }
+        }
+        if !self.skipping {
+            self.pending.extend_from_slice(rest);
+            if self.pending.len() > MAX_HELD {
+                self.pending.clear();
+                self.skipping = true;
+            }
+        }
     }
 
     /// At the end of the stream: whatever is left over.
@@ -427,77 +417,38 @@ mod tests {
     }
 
     #[test]
-    fn output_caps_per_provider() {
-        let mut body = serde_json::json!({"model":"m","max_tokens":5000})
-            .as_object()
-            .unwrap()
-            .clone();
-        assert!(
-            cap_output_tokens(
-                &mut body,
-                Family::OpenAi,
-                "deepseek",
-                "/v1/chat/completions",
-                100
-            )
-            .unwrap()
+    fn usage_is_found_at_the_end_of_a_body_of_any_size_without_holding_it() {
+        let filler = "x".repeat(5 * 1024 * 1024);
+        let body = format!(
+            r#"{{"id":"c","choices":[{{"message":{{"content":"{filler} \"usage\":{{\"total_tokens\":1}}"}}}}],"usage":{{"prompt_tokens":5,"completion_tokens":9000,"total_tokens":9005}}}}"#
         );
-        assert_eq!(body["max_tokens"], 100);
-        let mut body = serde_json::Map::new();
-        cap_output_tokens(
-            &mut body,
-            Family::OpenAi,
-            "openai",
-            "/v1/chat/completions",
-            100,
-        )
-        .unwrap();
-        assert_eq!(body["max_completion_tokens"], 100);
-        let mut body = serde_json::json!({"max_tokens":10})
-            .as_object()
-            .unwrap()
-            .clone();
+        let mut scanner = JsonUsage::default();
+        for piece in body.as_bytes().chunks(8191) {
+            scanner.push(piece);
+        }
+        assert_eq!(scanner.tally().total(), Some(9005));
+        assert!(scanner.capture.is_none());
+        // Text the model wrote, or a nested `usage`, is not the report.
         assert!(
-            !cap_output_tokens(
-                &mut body,
-                Family::Anthropic,
-                "anthropic",
-                "/v1/messages",
-                100
+            json_usage(
+                br#"{"a":{"usage":{"total_tokens":3}},"b":"\"usage\":{\"total_tokens\":4}"}"#
             )
-            .unwrap()
+            .is_empty()
         );
-        let mut body = serde_json::Map::new();
-        cap_output_tokens(&mut body, Family::OpenAi, "openai", "/v1/responses", 64).unwrap();
-        assert_eq!(body["max_output_tokens"], 64);
-        let mut body = serde_json::Map::new();
-        cap_output_tokens(
-            &mut body,
-            Family::Gemini,
-            "gemini",
-            "/v1beta/models/m:generateContent",
-            64,
-        )
-        .unwrap();
-        assert_eq!(body["generationConfig"]["maxOutputTokens"], 64);
-        let mut body = serde_json::json!({"max_tokens":"lots"})
-            .as_object()
-            .unwrap()
-            .clone();
-        assert!(cap_output_tokens(&mut body, Family::OpenAi, "x", "/v1/completions", 1).is_err());
     }
 
     #[test]
-    fn stream_usage_is_requested_once() {
-        let mut body = serde_json::json!({"stream":true})
-            .as_object()
-            .unwrap()
-            .clone();
-        assert!(request_stream_usage(&mut body));
-        assert_eq!(body["stream_options"]["include_usage"], true);
-        assert!(
-            !request_stream_usage(&mut body),
-            "a client that asked keeps the event"
-        );
+    fn a_huge_sse_line_is_passed_on_and_not_held() {
+        let mut s = SseScanner::new(false);
+        let huge = format!("data: {}", "y".repeat(3 * MAX_HELD));
+        s.push(Bytes::from(huge));
+        assert!(s.pending.len() <= MAX_HELD);
+        s.push(Bytes::from_static(
+            b"\ndata: {\"usage\":{\"total_tokens\":8}}\n\n",
+        ));
+        assert_eq!(s.tally().total(), Some(8));
+        let mut hiding = SseScanner::new(true);
+        let out = hiding.push(Bytes::from(format!("data: {}", "z".repeat(2 * MAX_HELD))));
+        assert_eq!(out.len(), 2 * MAX_HELD + 6, "passed on, not held");
     }
 }

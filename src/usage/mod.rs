@@ -5,6 +5,7 @@
 //! is full a record is dropped and counted (`usage_records_dropped`, in the metrics and the
 //! log); call counts and limits are unaffected, since they do not go through this queue.
 
+pub mod decode;
 pub mod extract;
 
 use std::sync::Arc;
@@ -19,6 +20,30 @@ use crate::store::{Store, UsageRecord};
 pub const BATCH_MAX: usize = 512;
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 pub const QUEUE_CAPACITY: usize = 65_536;
+
+/// Output tokens assumed for a call that set no limit of its own and whose token has no
+/// output cap, when it must be estimated.
+pub const DEFAULT_OUTPUT_ESTIMATE: u64 = 4096;
+/// Request bytes per prompt token assumed by the estimate (English text runs at about 4;
+/// JSON markup makes a body longer than its prompt, so this errs high).
+pub const BYTES_PER_PROMPT_TOKEN: u64 = 4;
+
+/// What a call is charged when it ends without the provider's report (cut short, or never
+/// reported): its reservation. The prompt is estimated from the request's size, and the
+/// output is the most it could have been: the cap the relay applied, else the request's
+/// own limit, else [`DEFAULT_OUTPUT_ESTIMATE`]. Embeddings produce no output.
+pub fn estimate(
+    operation: crate::providers::Operation,
+    request_bytes: u64,
+    max_output: Option<u64>,
+) -> i64 {
+    let prompt = request_bytes.div_ceil(BYTES_PER_PROMPT_TOKEN);
+    let output = match operation {
+        crate::providers::Operation::Embeddings => 0,
+        _ => max_output.unwrap_or(DEFAULT_OUTPUT_ESTIMATE),
+    };
+    i64::try_from(prompt.saturating_add(output)).unwrap_or(i64::MAX)
+}
 
 pub struct UsageSink {
     tx: mpsc::Sender<UsageRecord>,

@@ -1,7 +1,10 @@
 //! A real local upstream that records what it receives and answers like a provider.
 //!
 //! The model in the body picks the behaviour, as with a real provider the path does not:
-//! `"model":"slow"` waits 3 s before answering, `"model":"fail"` answers 500. A body with
+//! `"model":"slow"` waits 3 s before answering, `"model":"fail"` answers 500,
+//! `"model":"no-usage"` reports no usage, `"model":"big"` answers 5 MiB of JSON with its
+//! usage at the end. JSON answers are compressed, as providers do, when the request
+//! accepts br or gzip (br first). A body with
 //! `"stream": true` (or a path ending in `:streamGenerateContent`) gets an SSE stream whose
 //! first event is sent at once and the rest only after [`MockUpstream::release`].
 
@@ -137,6 +140,13 @@ async fn answer(
     let text = String::from_utf8_lossy(&body).replace(' ', "");
     let streaming = text.contains("\"stream\":true") || path.ends_with(":streamGenerateContent");
     let slow = text.contains("\"model\":\"slow\"");
+    let no_usage = text.contains("\"model\":\"no-usage\"");
+    let big = text.contains("\"model\":\"big\"");
+    let accepts = headers
+        .get("accept-encoding")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let fail = text.contains("\"model\":\"fail\"");
     shared.requests.lock().unwrap().push(Recorded {
         method: method.to_string(),
@@ -179,14 +189,24 @@ async fn answer(
         return response;
     }
     let json = if anthropic {
-        ANTHROPIC_JSON
+        ANTHROPIC_JSON.to_string()
     } else if gemini {
-        GEMINI_JSON
+        GEMINI_JSON.to_string()
+    } else if no_usage {
+        CHAT_JSON.split(",\"usage\"").next().unwrap().to_string() + "}"
+    } else if big {
+        big_json()
     } else {
-        CHAT_JSON
+        CHAT_JSON.to_string()
     };
+    let (body, encoding) = compress(json.into_bytes(), &accepts);
     let mut response =
-        warp::reply::with_header(json, "content-type", "application/json").into_response();
+        warp::reply::with_header(body, "content-type", "application/json").into_response();
+    if let Some(encoding) = encoding {
+        response
+            .headers_mut()
+            .insert("content-encoding", encoding.parse().unwrap());
+    }
     response
         .headers_mut()
         .insert("x-upstream", "mock".parse().unwrap());
@@ -220,4 +240,31 @@ fn async_stream(
         rx,
         |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) },
     )
+}
+
+/// Usage of [`big_json`].
+pub const BIG_TOTAL_TOKENS: i64 = 101_000;
+
+/// A chat completion of 5 MiB, its usage after the content.
+pub fn big_json() -> String {
+    let content = "lorem ipsum ".repeat(5 * 1024 * 1024 / 12);
+    format!(
+        r#"{{"id":"chatcmpl-big","object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":"{content}"}},"finish_reason":"length"}}],"usage":{{"prompt_tokens":1000,"completion_tokens":100000,"total_tokens":{BIG_TOTAL_TOKENS}}}}}"#
+    )
+}
+
+/// Compresses as a provider would for this `Accept-Encoding`: br, else gzip, else not.
+pub fn compress(body: Vec<u8>, accepts: &str) -> (Vec<u8>, Option<&'static str>) {
+    use std::io::Write;
+    if accepts.contains("br") {
+        let mut out = Vec::new();
+        brotli::BrotliCompress(&mut &body[..], &mut out, &Default::default()).unwrap();
+        (out, Some("br"))
+    } else if accepts.contains("gzip") {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&body).unwrap();
+        (gz.finish().unwrap(), Some("gzip"))
+    } else {
+        (body, None)
+    }
 }

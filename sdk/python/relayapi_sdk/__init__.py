@@ -34,6 +34,7 @@ FORMAT_V1 = 0x01
 FORMAT_V2 = 0x02
 KDF_LABEL = b"relayapi token v1"
 SIGNATURE_LABEL = b"relayapi signed token v2"
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 def _compressed(public: ec.EllipticCurvePublicKey) -> bytes:
@@ -130,6 +131,8 @@ class Issuer:
         if signature is None:
             der = self._key.sign(SIGNATURE_LABEL + header + claims_json, ec.ECDSA(hashes.SHA256()))
             r, s = decode_dss_signature(der)
+            # The relay accepts only low-S signatures (each has a high-S twin).
+            s = min(s, P256_ORDER - s)
             signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
         return seal(FORMAT_V2, self._relay, _signed_plaintext(claims_json, signature), ephemeral)
 

@@ -22,6 +22,7 @@ pub struct Model {
     pub total_tokens: Option<i64>,
     pub stream: bool,
     pub aborted: bool,
+    pub estimated: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
