@@ -5,7 +5,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::{TestEnv, contains, stderr, stdout};
+use common::{TestEnv, cell, contains, parse_table, stderr, stdout};
 use serde_json::Value;
 
 const API_KEY: &str = "sk-test-SECRETKEY-0123456789abcdef";
@@ -110,6 +110,10 @@ fn lifecycle(env: &TestEnv) {
             "60",
             "--concurrency",
             "4",
+            "--max-total-tokens",
+            "5000",
+            "--max-output-tokens",
+            "256",
         ])
         .env("K", API_KEY)
         .output()
@@ -163,10 +167,17 @@ fn lifecycle(env: &TestEnv) {
     assert_eq!(row["status"], "active");
 
     let table = stdout(&env.cmd().args(["token", "list"]).output().unwrap());
-    assert!(
-        table.contains(&id[..12]) && table.contains("0/100") && table.contains("active"),
-        "{table}"
-    );
+    let (header, rows) = parse_table(&table);
+    assert_eq!(rows.len(), 1, "{table}");
+    let row = &rows[0];
+    assert_eq!(cell(&header, row, "id"), &id[..12]);
+    assert_eq!(cell(&header, row, "name"), "demo");
+    assert_eq!(cell(&header, row, "provider"), "openai");
+    assert_eq!(cell(&header, row, "calls"), "0/100");
+    assert_eq!(cell(&header, row, "tokens used"), "0/5000");
+    assert_eq!(cell(&header, row, "status"), "active");
+    assert_eq!(cell(&header, row, "last used"), "—");
+    assert!(cell(&header, row, "expires").ends_with("UTC"), "{table}");
 
     let shown = json(
         &env.cmd()
@@ -181,10 +192,20 @@ fn lifecycle(env: &TestEnv) {
             .output()
             .unwrap(),
     );
-    assert!(
-        shown.contains("gpt-4o*") && shown.contains("10.0.0.0/8") && shown.contains("sk-…cdef"),
-        "{shown}"
-    );
+    let (header, rows) = parse_table(&shown);
+    assert_eq!(header, ["field", "value"]);
+    let field = |name: &str| {
+        rows.iter()
+            .find(|r| r[0] == name)
+            .unwrap_or_else(|| panic!("no {name} in {shown}"))[1]
+            .clone()
+    };
+    assert_eq!(field("models"), "gpt-4o*");
+    assert_eq!(field("client IPs"), "10.0.0.0/8");
+    assert_eq!(field("key"), "sk-…cdef");
+    assert_eq!(field("calls"), "0/100");
+    assert_eq!(field("tokens used"), "0/5000");
+    assert_eq!(field("output cap"), "256 tokens per call");
 
     // No terminal and no --yes: refuse, and leave the token alone.
     let refused = env.cmd().args(["token", "revoke", &id]).output().unwrap();

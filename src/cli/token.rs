@@ -377,6 +377,7 @@ impl ListArgs {
             "name",
             "provider",
             "calls",
+            "tokens used",
             "expires",
             "status",
             "last used",
@@ -446,6 +447,11 @@ impl ShowArgs {
             (
                 "concurrency",
                 p.concurrency.map_or("unlimited".into(), |v| v.to_string()),
+            ),
+            (
+                "output cap",
+                p.max_output_tokens
+                    .map_or("none".into(), |v| format!("{v} tokens per call")),
             ),
         ] {
             t.add_row(vec![field.to_string(), value]);

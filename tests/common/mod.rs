@@ -187,6 +187,37 @@ pub fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A table the CLI printed (comfy-table's condensed UTF-8 preset), as its header and rows
+/// of cells. Panics when a row has another number of cells than the header, so that a
+/// column added without its header (or the other way round) is caught.
+pub fn parse_table(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut rows: Vec<Vec<String>> = text
+        .lines()
+        .filter(|l| l.starts_with('│'))
+        .map(|l| {
+            l.trim_matches('│')
+                .split(['│', '┆'])
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect();
+    assert!(!rows.is_empty(), "no table in {text:?}");
+    let header = rows.remove(0);
+    for row in &rows {
+        assert_eq!(row.len(), header.len(), "{header:?} over {row:?}\n{text}");
+    }
+    (header, rows)
+}
+
+/// The cell of `row` under `column`.
+pub fn cell<'a>(header: &[String], row: &'a [String], column: &str) -> &'a str {
+    let i = header
+        .iter()
+        .position(|h| h == column)
+        .unwrap_or_else(|| panic!("no column {column:?} in {header:?}"));
+    &row[i]
+}
+
 /// Does `haystack` contain `needle` anywhere?
 pub fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
