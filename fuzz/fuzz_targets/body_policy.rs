@@ -1,28 +1,34 @@
-//! The JSON body policy reader: model and stream peek, output-token caps for every API
-//! family, the stream-usage request, and usage read from a response body.
+//! The request body under policy (`relayapi::request::prepare`): whatever the body, the
+//! relay either refuses it or forwards valid JSON in which no output limit exceeds the cap
+//! and every model named is allowed; and usage read from a response body never panics.
 //!
 //! Input: cap (4 bytes, little-endian), family, path, provider (1 byte each), then the
 //! body, so seeds are plain JSON behind a 7-byte prefix.
 #![no_main]
 
+use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use relayapi::providers::Family;
-use relayapi::usage::extract::{RequestInfo, cap_output_tokens, json_usage, request_stream_usage};
+use relayapi::policy::Policy;
+use relayapi::providers::{Operation, lookup, model_in_path};
+use relayapi::request::{Call, prepare};
+use relayapi::usage::extract::json_usage;
 use serde_json::Value;
 
-const PATHS: [&str; 5] = [
+const PATHS: [&str; 6] = [
     "/v1/chat/completions",
     "/v1/completions",
     "/v1/responses",
     "/v1/messages",
     "/v1beta/models/gemini-pro:generateContent",
+    "/openai/deployments/gpt-4o/chat/completions",
 ];
+const PROVIDERS: [&str; 5] = ["openai", "groq", "anthropic", "gemini", "azure"];
 
 struct Input<'a> {
     cap: u32,
-    family: u8,
+    provider: u8,
     path: u8,
-    openai_provider: bool,
+    models: bool,
     body: &'a [u8],
 }
 
@@ -31,11 +37,34 @@ impl<'a> Input<'a> {
         let (head, body) = data.split_at_checked(7)?;
         Some(Input {
             cap: u32::from_le_bytes(head[..4].try_into().ok()?),
-            family: head[4],
+            provider: head[4],
             path: head[5],
-            openai_provider: head[6] & 1 == 1,
+            models: head[6] & 1 == 1,
             body,
         })
+    }
+}
+
+/// Every output limit anywhere in the sent body is within the cap.
+fn limits_within(value: &Value, cap: u64) -> bool {
+    const LIMITS: [&str; 5] = [
+        "max_tokens",
+        "max_completion_tokens",
+        "max_output_tokens",
+        "max_tokens_to_sample",
+        "maxOutputTokens",
+    ];
+    match value {
+        Value::Object(map) => map.iter().all(|(k, v)| {
+            if LIMITS.contains(&k.as_str()) {
+                v.as_u64().is_some_and(|n| n <= cap)
+            } else {
+                !matches!(k.as_str(), "generationConfig" | "generation_config")
+                    || v.is_null()
+                    || limits_within(v, cap)
+            }
+        }),
+        _ => true,
     }
 }
 
@@ -43,59 +72,45 @@ fuzz_target!(|data: &[u8]| {
     let Some(input) = Input::parse(data) else {
         return;
     };
-    let info = RequestInfo::parse(input.body);
-    let object = RequestInfo::object(input.body);
-    // The cheap peek and the full parse agree on what a readable body asked for.
-    if let (Some(map), true) = (&object, info.is_object) {
-        assert_eq!(
-            info.model.as_deref(),
-            map.get("model").and_then(Value::as_str)
-        );
-    }
     let _ = json_usage(input.body);
-
-    let Some(mut map) = object else { return };
-    let family = match input.family % 4 {
-        0 => Family::OpenAi,
-        1 => Family::Anthropic,
-        2 => Family::Gemini,
-        _ => Family::Azure,
-    };
+    let provider = lookup(PROVIDERS[usize::from(input.provider) % PROVIDERS.len()]).unwrap();
     let path = PATHS[usize::from(input.path) % PATHS.len()];
-    let provider = if input.openai_provider {
-        "openai"
-    } else {
-        "groq"
+    let policy = Policy {
+        max_output_tokens: (input.cap > 0).then_some(input.cap),
+        models: if input.models { vec!["gpt-4o*".into()] } else { vec![] },
+        ..Policy::default()
     };
-    let mut stream_map = map.clone();
-    if cap_output_tokens(&mut map, family, provider, path, input.cap).is_ok() {
-        // After a successful cap, no output-token field asks for more than the cap.
-        let cap = u64::from(input.cap);
-        // The fields each API reads its output limit from.
-        let fields: &[&str] = match (family, path) {
-            (Family::Anthropic, _) => &["max_tokens"],
-            (_, p) if p.ends_with("/responses") => &["max_output_tokens"],
-            (_, p) if p.ends_with("/chat/completions") => &["max_completion_tokens", "max_tokens"],
-            (_, p) if p.ends_with("/completions") => &["max_tokens"],
-            _ => &[],
-        };
-        let capped = |m: &serde_json::Map<String, Value>, f: &str| {
-            m.get(f)
-                .is_none_or(|v| v.is_null() || v.as_u64().is_some_and(|n| n <= cap))
-        };
-        if family == Family::Gemini {
-            let config = map["generationConfig"].as_object().expect("object");
-            // Gemini's limit is set even when the client sent none.
-            let limit = config.get("maxOutputTokens").and_then(Value::as_u64);
-            assert!(limit.is_some_and(|n| n <= cap));
-        } else {
-            assert!(fields.iter().all(|f| capped(&map, f)));
-        }
+    let call = Call {
+        provider,
+        operation: Operation::of(provider.family, &http::Method::POST, path),
+        path_model: model_in_path(provider.family, path),
+        policy: &policy,
+    };
+    let Ok(prepared) = prepare(Bytes::copy_from_slice(input.body), &call) else {
+        return;
+    };
+    let sent = prepared.body.to_vec();
+    assert_eq!(sent.len(), prepared.body.len);
+    if sent.is_empty() {
+        return;
     }
-    if request_stream_usage(&mut stream_map) {
-        assert_eq!(
-            stream_map["stream_options"]["include_usage"],
-            Value::Bool(true)
-        );
+    let capped = policy.max_output_tokens.is_some() && call.operation != Operation::Other;
+    match serde_json::from_slice::<Value>(&sent) {
+        Ok(value) => {
+            if capped {
+                assert!(limits_within(&value, u64::from(input.cap)), "{value}");
+            }
+            if input.models {
+                if let Some(model) = value.get("model").and_then(Value::as_str) {
+                    assert!(model.starts_with("gpt-4o") || call.path_model.is_some());
+                }
+            }
+        }
+        // Only a body forwarded untouched may be something else than JSON, and never
+        // under a cap.
+        Err(_) => {
+            assert!(!capped);
+            assert_eq!(sent, input.body);
+        }
     }
 });
