@@ -18,9 +18,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params_from_iter};
+use sea_orm::sea_query::{SqliteQueryBuilder, Value, Values};
 
-use super::{Consume, StoreError};
+use super::{Consume, StoreError, tokens};
 
 pub(super) struct InlineCounts {
     conn: Mutex<Connection>,
@@ -61,27 +63,22 @@ impl InlineCounts {
     /// Counts one call if the token is not revoked and has calls left (the same rule as
     /// `Store::try_consume`), or answers `None` if that cannot be done without waiting.
     pub(super) fn try_consume(&self, id: &str) -> Option<Result<Consume, StoreError>> {
-        let now = sqlite_time(Utc::now());
         let outcome = self.attempt(|conn| {
-            let counted = conn
-                .prepare_cached(
-                    "UPDATE tokens SET used_calls = used_calls + 1, last_used_at = ?1 \
-                     WHERE id = ?2 AND revoked_at IS NULL \
-                     AND (max_calls IS NULL OR used_calls < max_calls)",
-                )?
-                .execute(params![now, id])?;
-            if counted == 1 {
+            if run(
+                conn,
+                tokens::consume_statement(id, Utc::now()).build(SqliteQueryBuilder),
+            )? == 1
+            {
                 return Ok(Consume::Counted);
             }
+            let (sql, values) = tokens::revoked_statement(id).build(SqliteQueryBuilder);
             let revoked: Option<bool> = conn
-                .prepare_cached("SELECT revoked_at IS NOT NULL FROM tokens WHERE id = ?1")?
-                .query_row(params![id], |row| row.get(0))
+                .prepare_cached(&sql)?
+                .query_row(params_from_iter(values.0.into_iter().map(bind)), |row| {
+                    row.get::<_, Option<String>>(0).map(|at| at.is_some())
+                })
                 .optional()?;
-            Ok(match revoked {
-                None => Consume::Missing,
-                Some(true) => Consume::Revoked,
-                Some(false) => Consume::Exhausted,
-            })
+            Ok(tokens::refusal(revoked))
         });
         let tally = if outcome.is_some() {
             &self.counted_inline
@@ -92,13 +89,12 @@ impl InlineCounts {
         outcome
     }
 
-    /// Gives back a counted call, or answers `None` if that cannot be done without waiting.
     pub(super) fn give_back(&self, id: &str) -> Option<Result<(), StoreError>> {
         self.attempt(|conn| {
-            conn.prepare_cached(
-                "UPDATE tokens SET used_calls = used_calls - 1 WHERE id = ?1 AND used_calls > 0",
-            )?
-            .execute(params![id])?;
+            run(
+                conn,
+                tokens::give_back_statement(id).build(SqliteQueryBuilder),
+            )?;
             Ok(())
         })
     }
@@ -142,6 +138,27 @@ fn unavailable(e: rusqlite::Error) -> StoreError {
 }
 
 /// A time as sqlx writes `DateTime<Utc>` to SQLite, so that the pools read it back.
+/// Runs a statement built by the store's query code; returns the rows changed. The
+/// statement text is the same for every call, so the prepared statement is reused.
+fn run(conn: &Connection, (sql, values): (String, Values)) -> rusqlite::Result<usize> {
+    conn.prepare_cached(&sql)?
+        .execute(params_from_iter(values.0.into_iter().map(bind)))
+}
+
+/// A value bound as sqlx binds it for SQLite (times as RFC 3339 text), so a row written
+/// here reads back like one written through sea-orm.
+fn bind(value: Value) -> SqlValue {
+    match value {
+        Value::Int(v) => v.map_or(SqlValue::Null, |v| SqlValue::Integer(v.into())),
+        Value::BigInt(v) => v.map_or(SqlValue::Null, SqlValue::Integer),
+        Value::String(v) => v.map_or(SqlValue::Null, SqlValue::Text),
+        Value::ChronoDateTimeUtc(v) => {
+            v.map_or(SqlValue::Null, |at| SqlValue::Text(sqlite_time(at)))
+        }
+        other => unreachable!("the counting statements bind no {other:?}"),
+    }
+}
+
 fn sqlite_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }

@@ -276,7 +276,89 @@ const CHECKPOINT_BUSY_TIMEOUT: Duration = Duration::from_millis(200);
 
 #[cfg(test)]
 mod tests {
-    use super::statement_pieces;
+    use super::*;
+
+    fn new_token(max_calls: Option<i64>) -> tokens::NewToken {
+        let id = crate::token::TokenId::random().to_string();
+        tokens::NewToken {
+            fingerprint: format!("fp-{id}"),
+            id,
+            name: None,
+            provider: "openai".into(),
+            upstream: None,
+            auth: None,
+            kid: "k".into(),
+            key_hint: "…".into(),
+            max_calls,
+            expires_at: None,
+            max_total_tokens: None,
+            policy: Default::default(),
+        }
+    }
+
+    /// The inline SQLite count and the asynchronous one are built from one statement; this
+    /// checks that they also answer alike, and leave the same row, case by case.
+    #[tokio::test]
+    async fn the_inline_and_the_async_count_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::connect(&url, Migrations::Apply)
+            .await
+            .unwrap()
+            .with_inline_counts()
+            .unwrap();
+        let inline = store.inline.clone().expect("inline counts on a file");
+        // (call limit, calls used, revoked)
+        let cases = [
+            (None, 0, false),
+            (Some(2), 1, false),
+            (Some(2), 2, false),
+            (Some(5), 0, true),
+        ];
+        for (max, used, revoked) in cases {
+            let mut answers = Vec::new();
+            for inline_path in [true, false] {
+                let t = store.insert_token(&new_token(max)).await.unwrap();
+                for _ in 0..used {
+                    assert_eq!(store.try_consume(&t.id).await.unwrap(), Consume::Counted);
+                }
+                if revoked {
+                    store.revoke(&t.id).await.unwrap();
+                }
+                let outcome = if inline_path {
+                    inline.try_consume(&t.id).expect("not busy").unwrap()
+                } else {
+                    store.try_consume(&t.id).await.unwrap()
+                };
+                let row = store.get_token(&t.id).await.unwrap();
+                let given_back = if inline_path {
+                    inline.give_back(&t.id).expect("not busy").unwrap();
+                    store.get_token(&t.id).await.unwrap().used_calls
+                } else {
+                    store.give_back(&t.id).await.unwrap();
+                    store.get_token(&t.id).await.unwrap().used_calls
+                };
+                answers.push((
+                    outcome,
+                    row.used_calls,
+                    row.last_used_at.is_some(),
+                    given_back,
+                ));
+            }
+            assert_eq!(answers[0], answers[1], "{max:?} {used} {revoked}");
+        }
+        let missing = "0".repeat(32);
+        assert_eq!(
+            inline.try_consume(&missing).unwrap().unwrap(),
+            Consume::Missing
+        );
+        assert_eq!(store.try_consume(&missing).await.unwrap(), Consume::Missing);
+        // A give-back never goes below zero, on either path.
+        let t = store.insert_token(&new_token(None)).await.unwrap();
+        inline.give_back(&t.id).unwrap().unwrap();
+        store.give_back(&t.id).await.unwrap();
+        assert_eq!(store.get_token(&t.id).await.unwrap().used_calls, 0);
+    }
 
     #[test]
     fn pieces_are_powers_of_two_and_keep_every_item_in_order() {

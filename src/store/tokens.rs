@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement, UpdateStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -321,28 +321,20 @@ impl Store {
     /// Counts one call if the token is not revoked and has calls left, in one atomic
     /// statement: however many requests race, at most `max_calls` are counted.
     pub async fn try_consume(&self, id: &str) -> Result<Consume, StoreError> {
-        let result = Tokens::update_many()
-            .col_expr(Column::UsedCalls, Expr::col(Column::UsedCalls).add(1))
-            .col_expr(Column::LastUsedAt, Expr::value(Utc::now()))
-            .filter(Column::Id.eq(id))
-            .filter(Column::RevokedAt.is_null())
-            .filter(
-                Condition::any()
-                    .add(Column::MaxCalls.is_null())
-                    .add(Expr::col(Column::UsedCalls).lt(Expr::col(Column::MaxCalls))),
-            )
-            .exec(&self.writer)
-            .await?;
-        if result.rows_affected == 1 {
+        let counted = self
+            .writer
+            .execute(&consume_statement(id, Utc::now()))
+            .await?
+            .rows_affected();
+        if counted == 1 {
             return Ok(Consume::Counted);
         }
-        Ok(
-            match Tokens::find_by_id(id.to_string()).one(&self.writer).await? {
-                None => Consume::Missing,
-                Some(row) if row.revoked_at.is_some() => Consume::Revoked,
-                Some(_) => Consume::Exhausted,
-            },
-        )
+        let row = self.writer.query_one(&revoked_statement(id)).await?;
+        let revoked = row
+            .map(|r| r.try_get::<Option<DateTime<Utc>>>("", "revoked_at"))
+            .transpose()?
+            .map(|at| at.is_some());
+        Ok(refusal(revoked))
     }
 
     /// Adds a batch of calls to tokens without a call limit (the counter group-commits them).
@@ -370,13 +362,56 @@ impl Store {
 
     /// Gives back a call that was counted but never reached the provider.
     pub async fn give_back(&self, id: &str) -> Result<(), StoreError> {
-        Tokens::update_many()
-            .col_expr(Column::UsedCalls, Expr::col(Column::UsedCalls).sub(1))
-            .filter(Column::Id.eq(id))
-            .filter(Column::UsedCalls.gt(0))
-            .exec(&self.writer)
-            .await?;
+        self.writer.execute(&give_back_statement(id)).await?;
         Ok(())
+    }
+}
+
+// The counting rule, written once. The asynchronous path runs these statements through
+// sea-orm, the inline SQLite path (`inline.rs`) builds them for SQLite and runs them on its
+// own connection, so the two cannot drift apart.
+
+/// Counts one call: only for a token that exists, is not revoked and has a call left.
+pub(super) fn consume_statement(id: &str, now: DateTime<Utc>) -> UpdateStatement {
+    Query::update()
+        .table(Tokens)
+        .value(Column::UsedCalls, Expr::col(Column::UsedCalls).add(1))
+        .value(Column::LastUsedAt, now)
+        .and_where(Column::Id.eq(id))
+        .and_where(Column::RevokedAt.is_null())
+        .cond_where(
+            Condition::any()
+                .add(Column::MaxCalls.is_null())
+                .add(Expr::col(Column::UsedCalls).lt(Expr::col(Column::MaxCalls))),
+        )
+        .to_owned()
+}
+
+/// Gives back a call that never reached the provider.
+pub(super) fn give_back_statement(id: &str) -> UpdateStatement {
+    Query::update()
+        .table(Tokens)
+        .value(Column::UsedCalls, Expr::col(Column::UsedCalls).sub(1))
+        .and_where(Column::Id.eq(id))
+        .and_where(Column::UsedCalls.gt(0))
+        .to_owned()
+}
+
+/// After a call was not counted: whether the token is revoked, and so why.
+pub(super) fn revoked_statement(id: &str) -> SelectStatement {
+    Query::select()
+        .column(Column::RevokedAt)
+        .from(Tokens)
+        .and_where(Column::Id.eq(id))
+        .to_owned()
+}
+
+/// Why a call was not counted, from [`revoked_statement`]'s answer (`None`: no such token).
+pub(super) fn refusal(revoked: Option<bool>) -> Consume {
+    match revoked {
+        None => Consume::Missing,
+        Some(true) => Consume::Revoked,
+        Some(false) => Consume::Exhausted,
     }
 }
 
