@@ -1,6 +1,6 @@
 //! The admin HTTP API against the real server, store and mock upstream.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

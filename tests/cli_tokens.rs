@@ -1,7 +1,7 @@
 //! The admin half end to end: the real binary against SQLite and, when configured,
 //! PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 

@@ -1,6 +1,6 @@
 //! The committed completion scripts must match what the binary generates.
 
-mod common;
+use crate::common;
 
 use clap_complete::Shell;
 
@@ -29,7 +29,7 @@ fn committed_completions_are_fresh() {
     }
     assert!(
         stale.is_empty(),
-        "stale completion scripts {stale:?}: run RELAYAPI_UPDATE_COMPLETIONS=1 cargo test --test completions"
+        "stale completion scripts {stale:?}: run RELAYAPI_UPDATE_COMPLETIONS=1 cargo test --test integration completions"
     );
 }
 

@@ -3,7 +3,7 @@
 //! trickle, or send too much or nonsense; databases that are unreachable, locked or gone;
 //! and a relay killed with SIGKILL under load.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

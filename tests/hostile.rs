@@ -2,7 +2,7 @@
 //! duplicate keys, nulls, odd paths and methods, huge bodies. Each test reproduces a way a
 //! limit once slipped (docs/security.md, "Findings") and checks it now holds.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Issuer-signed tokens: minted offline, accepted within the issuer's caps, counted exactly.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;

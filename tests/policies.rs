@@ -1,6 +1,6 @@
 //! Per-token policies, enforced by the real relay against a recording mock upstream.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

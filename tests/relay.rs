@@ -1,6 +1,6 @@
 //! `relayapi serve`'s main job, against a real local upstream and a real database.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

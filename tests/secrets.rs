@@ -5,7 +5,7 @@
 //! Tokens are expected in exactly two places: the output of the command or admin call
 //! that issued them (that is how they are handed over). Nothing else may hold one.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `relayapi serve` as users run it: the real binary, its signals, and several processes
 //! sharing one PostgreSQL database.
 
-mod common;
+use crate::common;
 
 use common::mock::MockUpstream;
 use common::{ServeProcess, TestEnv, cli_async, http, issue_async};

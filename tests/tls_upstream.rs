@@ -2,7 +2,7 @@
 //! connections instead of taking one each. A local TLS upstream with a certificate from a
 //! test CA, trusted by the relay through `SSL_CERT_FILE`.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

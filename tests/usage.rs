@@ -1,6 +1,6 @@
 //! Usage accounting, the token budget, the usage report and the metrics endpoint.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
