@@ -58,6 +58,36 @@ fn keygen_creates_a_private_key_refuses_twice_and_rotates() {
     assert_eq!(keys.len(), 2);
     assert_eq!(keys.iter().filter(|k| k["active"] == true).count(), 1);
     assert_eq!(keys[1]["active"], true, "the newest key is active");
+    let table = stdout(&env.cmd().args(["keygen", "--list"]).output().unwrap());
+    let (header, rows) = parse_table(&table);
+    assert_eq!(rows.len(), 2);
+    for (row, key) in rows.iter().zip(keys) {
+        assert_eq!(cell(&header, row, "kid"), key["kid"].as_str().unwrap());
+        let active = if key["active"] == true { "yes" } else { "" };
+        assert_eq!(cell(&header, row, "active"), active);
+        assert!(cell(&header, row, "created").ends_with("UTC"));
+    }
+}
+
+#[test]
+fn the_provider_table_matches_the_registry() {
+    let env = TestEnv::sqlite();
+    let registry = json(&env.cmd().args(["providers", "--json"]).output().unwrap());
+    let registry = registry.as_array().unwrap();
+    let table = stdout(&env.cmd().arg("providers").output().unwrap());
+    let (header, rows) = parse_table(&table);
+    assert_eq!(rows.len(), registry.len());
+    for (row, p) in rows.iter().zip(registry) {
+        assert_eq!(cell(&header, row, "provider"), p["name"].as_str().unwrap());
+        assert_eq!(cell(&header, row, "auth"), p["auth"].as_str().unwrap());
+        let base = p["base_url"].as_str().unwrap_or("(given with --upstream)");
+        assert_eq!(cell(&header, row, "base URL"), base);
+    }
+    let anthropic = rows.iter().find(|r| r[0] == "anthropic").unwrap();
+    assert_eq!(
+        cell(&header, anthropic, "added headers"),
+        "anthropic-version: 2023-06-01"
+    );
 }
 
 #[test]

@@ -384,6 +384,21 @@ async fn issuer_commands_refuse_bad_input() {
     let v: Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(v[0]["name"], "x");
     assert!(!String::from_utf8_lossy(&list.stdout).contains("PRIVATE"));
+    let table = cli_async(&env, &["issuer", "list"]).await;
+    let table = String::from_utf8(table.stdout).unwrap();
+    let (header, rows) = crate::common::parse_table(&table);
+    assert_eq!(rows.len(), v.as_array().unwrap().len());
+    let cell = |column| crate::common::cell(&header, &rows[0], column);
+    assert_eq!(cell("name"), "x");
+    assert_eq!(
+        cell("providers"),
+        v[0]["caps"]["providers"][0].as_str().unwrap()
+    );
+    assert_eq!(
+        cell("max lifetime"),
+        format!("{}s", v[0]["caps"]["max_lifetime_secs"])
+    );
+    assert_eq!(cell("status"), "active");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use common::mock::{ANTHROPIC_FIRST, FIRST_EVENT, MockUpstream, REST_EVENTS, USAGE_EVENT};
-use common::{TestEnv, TestRelay, cli_async, http, issue_async, usage_of};
+use common::{TestEnv, TestRelay, cell, cli_async, http, issue_async, parse_table, usage_of};
 use relayapi::server::ServeConfig;
 use relayapi::store::UsageRecord;
 use serde_json::Value;
@@ -427,12 +427,40 @@ async fn the_report_in_table_json_and_csv() {
         "{csv}"
     );
 
-    let table = cli_async(&env, &["usage", "--by", "day"]).await;
-    let table = String::from_utf8(table.stdout).unwrap();
-    assert!(
-        table.contains("2026-11-02") && table.contains("day"),
-        "{table}"
-    );
+    // Each view's table holds, under each header, what its JSON says.
+    for by in ["token", "model", "day"] {
+        let table = cli_async(&env, &["usage", "--by", by]).await;
+        let table = String::from_utf8(table.stdout).unwrap();
+        let (header, rows) = parse_table(&table);
+        let expected = json(&env, &["--by", by]).await;
+        let expected = expected.as_array().unwrap();
+        assert_eq!(rows.len(), expected.len(), "{table}");
+        for (row, v) in rows.iter().zip(expected) {
+            assert_eq!(
+                cell(&header, row, by),
+                v["key"].as_str().unwrap(),
+                "{table}"
+            );
+            for (column, field) in [
+                ("calls", "calls"),
+                ("errors", "errors"),
+                ("aborted", "aborted"),
+                ("estimated", "estimated"),
+                ("prompt", "prompt_tokens"),
+                ("completion", "completion_tokens"),
+                ("total", "total_tokens"),
+            ] {
+                assert_eq!(
+                    cell(&header, row, column),
+                    v[field].to_string(),
+                    "{by} {column}"
+                );
+            }
+            if by == "token" {
+                assert_eq!(cell(&header, row, "name"), v["name"].as_str().unwrap_or(""));
+            }
+        }
+    }
     let bad = cli_async(&env, &["usage", "--since", "yesterday-ish"]).await;
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("since: "));

@@ -6,9 +6,10 @@ use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, Subcommand};
 use p256::pkcs8::{DecodePublicKey, EncodePrivateKey, LineEnding};
 
-use super::output::{print_json, table, time};
+use super::output::{column, print_json, render, time};
 use super::{Context, stdin_is_terminal};
 use crate::crypto::ecies::compressed;
+use crate::issuer::Issuer;
 use crate::issuer::{IssuerCaps, Required};
 use crate::service::{self, parse_duration};
 
@@ -166,38 +167,36 @@ impl ListArgs {
         if self.json {
             return print_json(&issuers);
         }
-        let mut t = table(&[
-            "name",
-            "providers",
-            "max lifetime",
-            "max calls",
-            "requires",
-            "status",
-            "created",
-        ]);
-        for i in &issuers {
-            let required: Vec<String> = i
-                .caps
-                .required
-                .iter()
-                .filter_map(clap::ValueEnum::to_possible_value)
-                .map(|v| v.get_name().to_string())
-                .collect();
-            t.add_row(vec![
-                i.name.clone(),
-                i.caps.providers.join(", "),
-                format!("{}s", i.caps.max_lifetime_secs),
-                i.caps.max_calls.map_or("—".into(), |n| n.to_string()),
-                required.join(", "),
+        let columns = [
+            column("name", |i: &Issuer| i.name.clone()),
+            column("providers", |i: &Issuer| i.caps.providers.join(", ")),
+            column("max lifetime", |i: &Issuer| {
+                format!("{}s", i.caps.max_lifetime_secs)
+            }),
+            column("max calls", |i: &Issuer| {
+                i.caps.max_calls.map_or("—".into(), |n| n.to_string())
+            }),
+            column("requires", |i: &Issuer| {
+                let required: Vec<String> = i
+                    .caps
+                    .required
+                    .iter()
+                    .filter_map(clap::ValueEnum::to_possible_value)
+                    .map(|v| v.get_name().to_string())
+                    .collect();
+                required.join(", ")
+            }),
+            column("status", |i: &Issuer| {
                 if i.revoked_at.is_some() {
                     "revoked"
                 } else {
                     "active"
                 }
-                .to_string(),
-                time(Some(i.created_at), ""),
-            ]);
-        }
+                .to_string()
+            }),
+            column("created", |i: &Issuer| time(Some(i.created_at), "")),
+        ];
+        let t = render(&columns, &issuers);
         println!("{t}");
         Ok(())
     }

@@ -2,7 +2,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::Context;
-use super::output::{print_json, table};
+use super::output::{column, print_json, render};
 use crate::crypto::{KeyInfo, KeyRing};
 
 #[derive(Debug, Args)]
@@ -41,14 +41,16 @@ impl KeygenCmd {
                     .collect();
                 return print_json(&rows);
             }
-            let mut t = table(&["kid", "created", "active"]);
-            for k in &keys {
-                t.add_row(vec![
-                    k.kid.clone(),
-                    super::output::time(Some(k.created_at), ""),
-                    if k.active { "yes" } else { "" }.to_string(),
-                ]);
-            }
+            let columns = [
+                column("kid", |k: &KeyInfo| k.kid.clone()),
+                column("created", |k: &KeyInfo| {
+                    super::output::time(Some(k.created_at), "")
+                }),
+                column("active", |k: &KeyInfo| {
+                    if k.active { "yes" } else { "" }.to_string()
+                }),
+            ];
+            let t = render(&columns, &keys);
             println!("{t}");
             return Ok(());
         }

@@ -24,6 +24,30 @@ impl<'a> TokenView<'a> {
     }
 }
 
+/// A table column: its header and how a row fills it, written side by side, so that a
+/// column cannot be added, moved or dropped without its header.
+pub struct Column<'a, T> {
+    header: &'static str,
+    cell: Box<dyn Fn(&T) -> String + 'a>,
+}
+
+pub fn column<'a, T>(header: &'static str, cell: impl Fn(&T) -> String + 'a) -> Column<'a, T> {
+    Column {
+        header,
+        cell: Box::new(cell),
+    }
+}
+
+/// The rows under their columns.
+pub fn render<T>(columns: &[Column<'_, T>], rows: &[T]) -> Table {
+    let header: Vec<&str> = columns.iter().map(|c| c.header).collect();
+    let mut t = table(&header);
+    for row in rows {
+        t.add_row(columns.iter().map(|c| (c.cell)(row)).collect::<Vec<_>>());
+    }
+    t
+}
+
 pub fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table

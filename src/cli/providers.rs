@@ -1,7 +1,7 @@
 use clap::Args;
 
-use super::output::{print_json, table};
-use crate::providers;
+use super::output::{column, print_json, render};
+use crate::providers::{self, Provider};
 
 #[derive(Debug, Args)]
 pub struct ProvidersCmd {
@@ -15,20 +15,22 @@ impl ProvidersCmd {
         if self.json {
             return print_json(&providers::all());
         }
-        let mut t = table(&["provider", "base URL", "auth", "added headers"]);
-        for p in providers::all() {
-            let headers: Vec<String> = p
-                .default_headers
-                .iter()
-                .map(|(k, v)| format!("{k}: {v}"))
-                .collect();
-            t.add_row(vec![
-                p.name.to_string(),
-                p.base_url.unwrap_or("(given with --upstream)").to_string(),
-                p.auth.to_string(),
-                headers.join(", "),
-            ]);
-        }
+        let columns = [
+            column("provider", |p: &Provider| p.name.to_string()),
+            column("base URL", |p: &Provider| {
+                p.base_url.unwrap_or("(given with --upstream)").to_string()
+            }),
+            column("auth", |p: &Provider| p.auth.to_string()),
+            column("added headers", |p: &Provider| {
+                let headers: Vec<String> = p
+                    .default_headers
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect();
+                headers.join(", ")
+            }),
+        ];
+        let t = render(&columns, providers::all());
         println!("{t}");
         Ok(())
     }

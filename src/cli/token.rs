@@ -5,11 +5,14 @@ use chrono::Utc;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::output::{TokenView, calls, list_or, print_json, table, time, tokens_used};
+use super::output::{
+    TokenView, calls, column, list_or, print_json, render, table, time, tokens_used,
+};
 use super::{Context, stdin_is_terminal};
 use crate::providers;
 use crate::secret::SecretString;
 use crate::service::{self, ExpiryInput, IssueRequest, IssuedToken, PolicyInput, UpdateRequest};
+use crate::store::TokenRecord;
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCmd {
@@ -372,28 +375,17 @@ impl ListArgs {
             );
             return Ok(());
         }
-        let mut t = table(&[
-            "id",
-            "name",
-            "provider",
-            "calls",
-            "tokens used",
-            "expires",
-            "status",
-            "last used",
-        ]);
-        for r in &records {
-            t.add_row(vec![
-                r.id[..12].to_string(),
-                r.name.clone().unwrap_or_default(),
-                r.provider.clone(),
-                calls(r),
-                tokens_used(r),
-                time(r.expires_at, "never"),
-                r.status(now).to_string(),
-                time(r.last_used_at, "—"),
-            ]);
-        }
+        let columns = [
+            column("id", |r: &TokenRecord| r.id[..12].to_string()),
+            column("name", |r: &TokenRecord| r.name.clone().unwrap_or_default()),
+            column("provider", |r: &TokenRecord| r.provider.clone()),
+            column("calls", calls),
+            column("tokens used", tokens_used),
+            column("expires", |r: &TokenRecord| time(r.expires_at, "never")),
+            column("status", |r: &TokenRecord| r.status(now).to_string()),
+            column("last used", |r: &TokenRecord| time(r.last_used_at, "—")),
+        ];
+        let t = render(&columns, &records);
         println!("{t}");
         Ok(())
     }

@@ -4,7 +4,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use super::Context;
-use super::output::{print_json, table, time};
+use super::output::{column, print_json, render, time};
 use crate::service::{self, UsageQuery};
 use crate::store::{UsageGroup, UsageRow};
 
@@ -131,38 +131,23 @@ impl UsageCmd {
             );
             return Ok(());
         }
-        let mut header = vec![key_header];
+        let mut columns = vec![column(key_header, |r: &UsageRow| r.key.clone())];
         if matches!(self.by, By::Token) {
-            header.push("name");
+            columns.push(column("name", |r: &UsageRow| {
+                name_of(r).unwrap_or("").to_string()
+            }));
         }
-        header.extend([
-            "calls",
-            "errors",
-            "aborted",
-            "estimated",
-            "prompt",
-            "completion",
-            "total",
-            "last",
+        columns.extend([
+            column("calls", |r: &UsageRow| r.calls.to_string()),
+            column("errors", |r: &UsageRow| r.errors.to_string()),
+            column("aborted", |r: &UsageRow| r.aborted.to_string()),
+            column("estimated", |r: &UsageRow| r.estimated.to_string()),
+            column("prompt", |r: &UsageRow| r.prompt_tokens.to_string()),
+            column("completion", |r: &UsageRow| r.completion_tokens.to_string()),
+            column("total", |r: &UsageRow| r.total_tokens.to_string()),
+            column("last", |r: &UsageRow| time(Some(r.last_at), "")),
         ]);
-        let mut t = table(&header);
-        for row in &rows {
-            let mut cells = vec![row.key.clone()];
-            if matches!(self.by, By::Token) {
-                cells.push(name_of(row).unwrap_or("").to_string());
-            }
-            cells.extend([
-                row.calls.to_string(),
-                row.errors.to_string(),
-                row.aborted.to_string(),
-                row.estimated.to_string(),
-                row.prompt_tokens.to_string(),
-                row.completion_tokens.to_string(),
-                row.total_tokens.to_string(),
-                time(Some(row.last_at), ""),
-            ]);
-            t.add_row(cells);
-        }
+        let t = render(&columns, &rows);
         println!("{t}");
         Ok(())
     }

@@ -43,6 +43,9 @@ impl Recorded {
 pub struct Shared {
     pub requests: Mutex<Vec<Recorded>>,
     pub release: Notify,
+    /// How many times streams were released: a stream waits for this to pass the value it
+    /// saw when it was answered, so a release right after the headers is never missed.
+    pub releases: AtomicUsize,
     pub streams_dropped: AtomicUsize,
 }
 
@@ -124,6 +127,7 @@ impl MockUpstream {
 
     /// Lets every waiting stream send the rest of its events.
     pub fn release(&self) {
+        self.shared.releases.fetch_add(1, Ordering::SeqCst);
         self.shared.release.notify_waiters();
     }
 }
@@ -221,18 +225,25 @@ fn async_stream(
     rest: String,
 ) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + Sync + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    // Read now, while the request is answered: the headers may reach the client (and the
+    // test release the stream) before the task below first runs.
+    let seen = shared.releases.load(Ordering::SeqCst);
     tokio::spawn(async move {
         let _flag = flag;
-        // Registered before the first event leaves, so a release cannot be missed.
-        let released = shared.release.notified();
-        tokio::pin!(released);
-        released.as_mut().enable();
         if tx.send(Bytes::from(first)).await.is_err() {
             return;
         }
-        tokio::select! {
-            _ = released => {}
-            _ = tx.closed() => return,
+        loop {
+            let released = shared.release.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if shared.releases.load(Ordering::SeqCst) != seen {
+                break;
+            }
+            tokio::select! {
+                _ = released => {}
+                _ = tx.closed() => return,
+            }
         }
         let _ = tx.send(Bytes::from(rest)).await;
     });
