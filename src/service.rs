@@ -1,4 +1,4 @@
-//! Token operations shared by every front door (the CLI now, the admin API later): one
+//! Token operations shared by every front door (the CLI and the admin API): one
 //! validation, one set of errors, one path to the store.
 
 use chrono::{DateTime, Utc};
