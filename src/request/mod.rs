@@ -344,6 +344,19 @@ fn whole(body: Bytes) -> Spliced {
     }
 }
 
+/// The object a field holds: another type refuses that field, and a duplicate inside it
+/// refuses the duplicated one.
+fn nested_object(
+    raw: Bytes,
+    wanted: &[&'static str],
+    field: &'static str,
+) -> Result<Object, BodyRefusal> {
+    Object::parse(raw, wanted).map_err(|e| match e {
+        ObjectError::NotAnObject => BodyRefusal::InvalidField(field),
+        ObjectError::Duplicate(inner) => BodyRefusal::Duplicate(inner),
+    })
+}
+
 /// Gemini's generation config, in whichever spelling the body uses (both is an error).
 fn gemini_config(object: &Object) -> Result<Option<(&'static str, Object)>, BodyRefusal> {
     let camel = object.get("generationConfig").is_some();
@@ -358,10 +371,7 @@ fn gemini_config(object: &Object) -> Result<Option<(&'static str, Object)>, Body
     if &raw[..] == b"null" {
         return Ok(None);
     }
-    let config = Object::parse(raw, GEMINI_CONFIG).map_err(|e| match e {
-        ObjectError::NotAnObject => BodyRefusal::InvalidField(name),
-        ObjectError::Duplicate(field) => BodyRefusal::Duplicate(field),
-    })?;
+    let config = nested_object(raw, GEMINI_CONFIG, name)?;
     for (camel, snake) in [
         ("maxOutputTokens", "max_output_tokens"),
         ("candidateCount", "candidate_count"),
@@ -382,10 +392,7 @@ fn stream_options_with_usage(object: &Object) -> Result<Option<Bytes>, BodyRefus
     if &raw[..] == b"null" {
         return Ok(Some(Bytes::from_static(ASKED)));
     }
-    let options = Object::parse(raw, &["include_usage"]).map_err(|e| match e {
-        ObjectError::NotAnObject => BodyRefusal::InvalidField("stream_options"),
-        ObjectError::Duplicate(field) => BodyRefusal::Duplicate(field),
-    })?;
+    let options = nested_object(raw, &["include_usage"], "stream_options")?;
     if options.raw("include_usage") == Some(b"true") {
         return Ok(None);
     }

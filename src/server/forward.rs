@@ -294,9 +294,12 @@ pub fn upstream_accept_encoding(client: &HeaderMap, stream: bool) -> HeaderValue
     {
         let mut parts = item.split(';');
         let coding = parts.next().unwrap_or("").trim();
+        // `q=0` (however written) means "not acceptable".
         let refused = parts.any(|p| {
-            let p = p.trim().replace(' ', "");
-            p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
+            p.replace(' ', "")
+                .strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                == Some(0.0)
         });
         if let Some(known) = DECODABLE.iter().find(|k| k.eq_ignore_ascii_case(coding))
             && !refused
