@@ -3,7 +3,8 @@
 //! `cargo run --release --example bench_seed -- DATABASE_URL TOKENS USAGE_RECORDS`
 
 use chrono::Utc;
-use relayapi::policy::Policy;
+use relayapi::policy::Limits;
+use relayapi::providers::Route;
 use relayapi::store::{Migrations, NewToken, Store, UsageRecord};
 use relayapi::token::TokenId;
 
@@ -27,17 +28,15 @@ async fn main() {
             .insert_token(&NewToken {
                 id: id.clone(),
                 name: Some(format!("seed-{i}")),
-                provider: "openai".into(),
-                upstream: None,
-                auth: None,
+                route: Route::new("openai", None, None).expect("openai route"),
                 // Not a real token's fingerprint: these tokens exist only to fill the table.
                 fingerprint: format!("{id}{id}"),
                 kid: "0000000000000000".into(),
                 key_hint: "…".into(),
-                max_calls: Some(100),
-                expires_at: None,
-                max_total_tokens: None,
-                policy: Policy::default(),
+                limits: Limits {
+                    max_calls: Some(100),
+                    ..Limits::default()
+                },
             })
             .await
             .expect("insert token");

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use p256::PublicKey;
 use serde::{Deserialize, Serialize};
 
-use crate::policy::Policy;
+use crate::policy::{Limits, Policy};
 use crate::providers;
 use crate::store::NewToken;
 use crate::token::signed::SignedClaims;
@@ -188,18 +188,20 @@ pub fn check(
         concurrency: None,
         max_output_tokens: claims.max_output_tokens,
     };
+    let route = providers::Route::new(provider.name, upstream.as_deref(), None)
+        .map_err(|_| Invalid("upstream"))?;
     Ok(NewToken {
         id: claims.id.clone(),
         name: None,
-        provider: provider.name.to_string(),
-        upstream,
-        auth: None,
+        route,
         fingerprint: fingerprint(presented),
         kid: String::new(),
         key_hint: crate::secret::SecretString::new(claims.key.clone()).masked_hint(),
-        max_calls,
-        expires_at: Some(expires_at),
-        max_total_tokens: None,
-        policy,
+        limits: Limits {
+            max_calls,
+            max_total_tokens: None,
+            expires_at: Some(expires_at),
+            policy,
+        },
     })
 }

@@ -4,8 +4,22 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+
+/// Everything that limits a token, as stored and enforced: its counts, its lifetime and
+/// its policy. Tokens show it flattened, with the policy under `policy`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Most calls; `None`: unlimited.
+    pub max_calls: Option<i64>,
+    /// Budget of total (prompt + completion) tokens; `None`: unlimited.
+    pub max_total_tokens: Option<i64>,
+    /// When the token stops working; `None`: never.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub policy: Policy,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {

@@ -383,17 +383,103 @@ pub fn parse_upstream(s: &str) -> Result<String, UpstreamError> {
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
-/// Validates a provider name with an optional upstream override, for issuing a token.
-pub fn resolve(
-    provider: &str,
-    upstream: Option<&str>,
-) -> Result<(&'static Provider, Option<String>), UpstreamError> {
-    let entry = lookup(provider).ok_or_else(|| UpstreamError::UnknownProvider(provider.into()))?;
-    let upstream = upstream.map(parse_upstream).transpose()?;
-    if entry.base_url.is_none() && upstream.is_none() {
-        return Err(UpstreamError::UpstreamRequired(entry.name));
+/// Where a token's calls go: its provider, the base URL and how the key is sent. Built once
+/// when a token is issued or its row is read, so that the request path finds every part
+/// already parsed.
+#[derive(Debug, Clone)]
+pub struct Route {
+    provider: &'static Provider,
+    /// The base URL set at issue, replacing the provider's, without a trailing slash.
+    upstream: Option<String>,
+    /// The auth style set at issue (custom providers only).
+    auth: Option<AuthStyle>,
+    /// The base URL calls go to: `upstream`, or the provider's own.
+    base_url: url::Url,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RouteError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Auth(#[from] BadAuthStyle),
+    #[error("only a custom provider takes an auth style; {0} uses {1}")]
+    AuthNotTaken(&'static str, AuthStyle),
+}
+
+impl Route {
+    /// Validates a provider name with an optional upstream and auth style.
+    pub fn new(
+        provider: &str,
+        upstream: Option<&str>,
+        auth: Option<&str>,
+    ) -> Result<Route, RouteError> {
+        let entry =
+            lookup(provider).ok_or_else(|| UpstreamError::UnknownProvider(provider.into()))?;
+        let upstream = upstream.map(parse_upstream).transpose()?;
+        let auth = auth.map(str::parse::<AuthStyle>).transpose()?;
+        if auth.is_some() && entry.name != CUSTOM {
+            return Err(RouteError::AuthNotTaken(entry.name, entry.auth.clone()));
+        }
+        let base = upstream
+            .as_deref()
+            .or(entry.base_url)
+            .ok_or(UpstreamError::UpstreamRequired(entry.name))?;
+        let base_url =
+            url::Url::parse(base).map_err(|_| UpstreamError::BadUpstream(base.to_string()))?;
+        Ok(Route {
+            provider: entry,
+            upstream,
+            auth,
+            base_url,
+        })
     }
-    Ok((entry, upstream))
+
+    pub fn provider(&self) -> &'static Provider {
+        self.provider
+    }
+
+    /// The base URL set at issue, if any.
+    pub fn upstream(&self) -> Option<&str> {
+        self.upstream.as_deref()
+    }
+
+    /// The auth style set at issue, if any.
+    pub fn auth_override(&self) -> Option<&AuthStyle> {
+        self.auth.as_ref()
+    }
+
+    /// How the key is sent: the style set at issue, or the provider's.
+    pub fn auth(&self) -> &AuthStyle {
+        self.auth.as_ref().unwrap_or(&self.provider.auth)
+    }
+
+    pub fn base_url(&self) -> &url::Url {
+        &self.base_url
+    }
+}
+
+impl PartialEq for Route {
+    fn eq(&self, other: &Self) -> bool {
+        self.provider.name == other.provider.name
+            && self.upstream == other.upstream
+            && self.auth == other.auth
+    }
+}
+
+impl Eq for Route {}
+
+/// As tokens have always shown it: `provider`, `upstream` and `auth`, the last two `null`
+/// when the provider's own apply.
+impl Serialize for Route {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Route", 3)?;
+        st.serialize_field("provider", self.provider.name)?;
+        st.serialize_field("upstream", &self.upstream)?;
+        st.serialize_field("auth", &self.auth)?;
+        st.end()
+    }
 }
 
 #[cfg(test)]
@@ -514,19 +600,40 @@ mod tests {
     }
 
     #[test]
-    fn resolve_checks_provider_and_upstream() {
-        assert!(resolve("openai", None).is_ok());
+    fn a_route_checks_provider_upstream_and_auth() {
+        let openai = Route::new("openai", None, None).unwrap();
+        assert_eq!(openai.base_url().as_str(), "https://api.openai.com/");
+        assert_eq!(openai.auth(), &AuthStyle::Bearer);
+        assert!(matches!(
+            Route::new("nope", None, None),
+            Err(RouteError::Upstream(UpstreamError::UnknownProvider(p))) if p == "nope"
+        ));
+        assert!(matches!(
+            Route::new("azure", None, None),
+            Err(RouteError::Upstream(UpstreamError::UpstreamRequired(
+                "azure"
+            )))
+        ));
+        let custom = Route::new(
+            "custom",
+            Some("http://127.0.0.1:9000/v1/"),
+            Some("x-api-key"),
+        )
+        .unwrap();
+        assert_eq!(custom.upstream(), Some("http://127.0.0.1:9000/v1"));
         assert_eq!(
-            resolve("nope", None).unwrap_err(),
-            UpstreamError::UnknownProvider("nope".into())
+            custom.auth_override(),
+            Some(&AuthStyle::Header("x-api-key".into()))
         );
-        assert_eq!(
-            resolve("azure", None).unwrap_err(),
-            UpstreamError::UpstreamRequired("azure")
-        );
-        let (_, up) = resolve("custom", Some("http://127.0.0.1:9000/v1/")).unwrap();
-        assert_eq!(up.as_deref(), Some("http://127.0.0.1:9000/v1"));
-        assert!(resolve("custom", Some("file:///etc/passwd")).is_err());
-        assert!(resolve("custom", Some("http://u:p@host")).is_err());
+        assert!(Route::new("custom", Some("file:///etc/passwd"), None).is_err());
+        assert!(Route::new("custom", Some("http://u:p@host"), None).is_err());
+        assert!(matches!(
+            Route::new("custom", Some("http://h"), Some("carrier-pigeon")),
+            Err(RouteError::Auth(_))
+        ));
+        assert!(matches!(
+            Route::new("openai", None, Some("x-api-key")),
+            Err(RouteError::AuthNotTaken("openai", AuthStyle::Bearer))
+        ));
     }
 }

@@ -2,11 +2,11 @@
 //! validation, one set of errors, one path to the store.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::crypto::KeyRing;
-use crate::policy::{self, Policy, PolicyError};
-use crate::providers::{self, AuthStyle, UpstreamError};
+use crate::policy::{self, Limits, Policy, PolicyError};
+use crate::providers::{self, Route, RouteError, UpstreamError};
 use crate::secret::SecretString;
 use crate::store::{
     NewToken, Store, StoreError, TokenRecord, TokenStatus, TokenUpdate, UsageFilter, UsageGroup,
@@ -47,6 +47,15 @@ impl From<PolicyError> for ServiceError {
     }
 }
 
+impl From<RouteError> for ServiceError {
+    fn from(e: RouteError) -> Self {
+        match e {
+            RouteError::Upstream(e) => e.into(),
+            RouteError::Auth(_) | RouteError::AuthNotTaken(..) => ServiceError::invalid("auth", e),
+        }
+    }
+}
+
 impl From<UpstreamError> for ServiceError {
     fn from(e: UpstreamError) -> Self {
         let field = match e {
@@ -57,76 +66,91 @@ impl From<UpstreamError> for ServiceError {
     }
 }
 
-/// The policy fields as a person or a client gives them, before validation.
-#[derive(Debug, Clone, Default)]
-pub struct PolicyInput {
-    pub models: Vec<String>,
-    pub origins: Vec<String>,
-    pub ips: Vec<String>,
-    pub endpoints: Vec<String>,
-    pub rpm: Option<u32>,
-    pub concurrency: Option<u32>,
-    pub max_output_tokens: Option<u32>,
+/// A token's limits as people and clients write them, before validation: the limit fields
+/// of `token issue` and `token update` and of the admin API's bodies, in one place.
+///
+/// Each field absent (`None`) leaves the limit as it is; `Some(None)` (JSON `null`, a
+/// `--clear-*` flag) removes it; `Some(Some(v))` sets it. A list set empty removes it too.
+/// Issuing applies a change to a token without limits.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LimitsChange {
+    #[serde(default, deserialize_with = "present")]
+    pub max_calls: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    pub max_total_tokens: Option<Option<u64>>,
+    /// A lifetime from now, like `30m`, `24h`, `7d`.
+    #[serde(default, deserialize_with = "present")]
+    pub expires_in: Option<Option<String>>,
+    /// An RFC 3339 time.
+    #[serde(default, deserialize_with = "present")]
+    pub expires_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub models: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub origins: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub ips: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub endpoints: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub rpm: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    pub concurrency: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    pub max_output_tokens: Option<Option<u32>>,
 }
 
-impl PolicyInput {
-    pub fn validate(&self) -> Result<Policy, ServiceError> {
-        Ok(Policy {
-            models: dedup(self.models.iter().map(|m| policy::parse_model(m)))?,
-            origins: dedup(self.origins.iter().map(|o| policy::parse_origin(o)))?,
-            ips: dedup(self.ips.iter().map(|i| policy::parse_ip_range(i)))?,
-            endpoints: dedup(self.endpoints.iter().map(|e| policy::parse_endpoint(e)))?,
-            rpm: self
-                .rpm
-                .map(|v| policy::parse_positive("rpm", v))
-                .transpose()?,
-            concurrency: self
-                .concurrency
-                .map(|v| policy::parse_positive("concurrency", v))
-                .transpose()?,
-            max_output_tokens: self
-                .max_output_tokens
-                .map(|v| policy::parse_positive("max_output_tokens", v))
-                .transpose()?,
+/// Tells a present `null` (`Some(None)`) from an absent field (`None`, by `default`).
+pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl LimitsChange {
+    /// The limits after this change, each value validated as at issue time.
+    pub fn apply(&self, current: &Limits, now: DateTime<Utc>) -> Result<Limits, ServiceError> {
+        let p = &current.policy;
+        let positive = |name| move |v: &u32| policy::parse_positive(name, *v);
+        Ok(Limits {
+            max_calls: change(&self.max_calls, current.max_calls, |v| {
+                positive_limit("max_calls", *v)
+            })?,
+            max_total_tokens: change(&self.max_total_tokens, current.max_total_tokens, |v| {
+                positive_limit("max_total_tokens", *v)
+            })?,
+            expires_at: self.expiry(now)?.unwrap_or(current.expires_at),
+            policy: Policy {
+                models: changed_list(&self.models, &p.models, policy::parse_model)?,
+                origins: changed_list(&self.origins, &p.origins, policy::parse_origin)?,
+                ips: changed_list(&self.ips, &p.ips, policy::parse_ip_range)?,
+                endpoints: changed_list(&self.endpoints, &p.endpoints, policy::parse_endpoint)?,
+                rpm: change(&self.rpm, p.rpm, positive("rpm"))?,
+                concurrency: change(&self.concurrency, p.concurrency, positive("concurrency"))?,
+                max_output_tokens: change(
+                    &self.max_output_tokens,
+                    p.max_output_tokens,
+                    positive("max_output_tokens"),
+                )?,
+            },
         })
     }
-}
 
-fn dedup<T: PartialEq>(
-    items: impl Iterator<Item = Result<T, PolicyError>>,
-) -> Result<Vec<T>, PolicyError> {
-    let mut out = Vec::new();
-    for item in items {
-        let item = item?;
-        if !out.contains(&item) {
-            out.push(item);
-        }
-    }
-    Ok(out)
-}
-
-/// When a token stops working.
-#[derive(Debug, Clone, Default)]
-pub struct ExpiryInput {
-    /// A duration from now, like `30m`, `24h`, `7d`.
-    pub expires_in: Option<String>,
-    /// An RFC 3339 time.
-    pub expires_at: Option<String>,
-}
-
-impl ExpiryInput {
-    pub fn resolve(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, ServiceError> {
+    /// The expiry change: `None` to keep, `Some(None)` to never expire, `Some(Some(at))`.
+    fn expiry(&self, now: DateTime<Utc>) -> Result<Option<Option<DateTime<Utc>>>, ServiceError> {
         match (&self.expires_in, &self.expires_at) {
-            (Some(_), Some(_)) => Err(ServiceError::invalid(
+            (Some(Some(_)), Some(Some(_))) => Err(ServiceError::invalid(
                 "expires",
                 "give either expires-in or expires-at, not both",
             )),
-            (Some(d), None) => {
+            (Some(Some(d)), _) => {
                 let duration =
                     parse_duration(d).map_err(|m| ServiceError::invalid("expires_in", m))?;
-                Ok(Some(now + duration))
+                Ok(Some(Some(now + duration)))
             }
-            (None, Some(at)) => {
+            (_, Some(Some(at))) => {
                 let at = DateTime::parse_from_rfc3339(at)
                     .map_err(|_| {
                         ServiceError::invalid(
@@ -141,20 +165,53 @@ impl ExpiryInput {
                         "the time is in the past",
                     ));
                 }
-                Ok(Some(at))
+                Ok(Some(Some(at)))
             }
+            (Some(None), _) | (_, Some(None)) => Ok(Some(None)),
             (None, None) => Ok(None),
         }
     }
 }
 
-fn positive_limit(field: &'static str, value: Option<u64>) -> Result<Option<i64>, ServiceError> {
+/// One optional limit after a change.
+fn change<T, U, E: Into<ServiceError>>(
+    field: &Option<Option<T>>,
+    current: Option<U>,
+    parse: impl Fn(&T) -> Result<U, E>,
+) -> Result<Option<U>, ServiceError> {
+    match field {
+        None => Ok(current),
+        Some(None) => Ok(None),
+        Some(Some(v)) => parse(v).map(Some).map_err(Into::into),
+    }
+}
+
+/// One list after a change: kept, cleared, or replaced by its parsed, deduplicated items.
+fn changed_list<T: PartialEq + Clone>(
+    field: &Option<Option<Vec<String>>>,
+    current: &[T],
+    parse: impl Fn(&str) -> Result<T, PolicyError>,
+) -> Result<Vec<T>, ServiceError> {
+    match field {
+        None => Ok(current.to_vec()),
+        Some(None) => Ok(Vec::new()),
+        Some(Some(items)) => {
+            let mut out = Vec::new();
+            for item in items {
+                let item = parse(item)?;
+                if !out.contains(&item) {
+                    out.push(item);
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn positive_limit(field: &'static str, value: u64) -> Result<i64, ServiceError> {
     match value {
-        Some(0) => Err(ServiceError::invalid(field, "must be at least 1")),
-        Some(n) => i64::try_from(n)
-            .map(Some)
-            .map_err(|_| ServiceError::invalid(field, "too large")),
-        None => Ok(None),
+        0 => Err(ServiceError::invalid(field, "must be at least 1")),
+        n => i64::try_from(n).map_err(|_| ServiceError::invalid(field, "too large")),
     }
 }
 
@@ -175,10 +232,7 @@ pub struct IssueRequest {
     pub auth: Option<String>,
     pub name: Option<String>,
     pub api_key: SecretString,
-    pub max_calls: Option<u64>,
-    pub max_total_tokens: Option<u64>,
-    pub expiry: ExpiryInput,
-    pub policy: PolicyInput,
+    pub limits: LimitsChange,
 }
 
 /// A freshly issued token: the only time the token string exists outside the client.
@@ -200,23 +254,11 @@ pub async fn issue(
     request: IssueRequest,
 ) -> Result<IssuedToken, ServiceError> {
     let now = Utc::now();
-    let (provider, upstream) =
-        providers::resolve(request.provider.trim(), request.upstream.as_deref())?;
-    let auth = request
-        .auth
-        .as_deref()
-        .map(|a| a.parse::<AuthStyle>())
-        .transpose()
-        .map_err(|e| ServiceError::invalid("auth", e))?;
-    if auth.is_some() && provider.name != providers::CUSTOM {
-        return Err(ServiceError::invalid(
-            "auth",
-            format!(
-                "only a custom provider takes an auth style; {} uses {}",
-                provider.name, provider.auth
-            ),
-        ));
-    }
+    let route = Route::new(
+        request.provider.trim(),
+        request.upstream.as_deref(),
+        request.auth.as_deref(),
+    )?;
     let api_key = SecretString::new(request.api_key.expose().trim());
     if api_key.is_empty() {
         return Err(ServiceError::invalid("api_key", "the API key is empty"));
@@ -227,8 +269,6 @@ pub async fn issue(
             "the API key holds control characters",
         ));
     }
-    let max_calls = positive_limit("max_calls", request.max_calls)?;
-    let max_total_tokens = positive_limit("max_total_tokens", request.max_total_tokens)?;
     let name = request
         .name
         .map(|n| n.trim().to_string())
@@ -236,8 +276,7 @@ pub async fn issue(
     if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
         return Err(ServiceError::invalid("name", "longer than 200 characters"));
     }
-    let expires_at = request.expiry.resolve(now)?;
-    let policy = request.policy.validate()?;
+    let limits = request.limits.apply(&Limits::default(), now)?;
 
     let id = TokenId::random();
     let claims = TokenClaims {
@@ -250,16 +289,11 @@ pub async fn issue(
         .insert_token(&NewToken {
             id: id.to_string(),
             name,
-            provider: provider.name.to_string(),
-            upstream,
-            auth: auth.map(|a| a.to_string()),
+            route,
             fingerprint: token::fingerprint(sealed.expose()),
             kid: ring.active_kid().to_string(),
             key_hint: api_key.masked_hint(),
-            max_calls,
-            expires_at,
-            max_total_tokens,
-            policy,
+            limits,
         })
         .await?;
     Ok(IssuedToken {
@@ -273,87 +307,17 @@ pub async fn revoke(store: &Store, id_prefix: &str) -> Result<TokenRecord, Servi
     Ok(store.revoke(&record.id).await?)
 }
 
-/// A change to a token's limits. Each `Option` left `None` keeps the current value; the
-/// `clear_*` flags remove a limit or list.
-#[derive(Debug, Clone, Default)]
-pub struct UpdateRequest {
-    pub name: Option<String>,
-    pub max_calls: Option<u64>,
-    pub clear_max_calls: bool,
-    pub max_total_tokens: Option<u64>,
-    pub clear_max_total_tokens: bool,
-    pub expiry: ExpiryInput,
-    pub clear_expiry: bool,
-    pub models: Option<Vec<String>>,
-    pub origins: Option<Vec<String>>,
-    pub ips: Option<Vec<String>>,
-    pub endpoints: Option<Vec<String>>,
-    pub rpm: Option<u32>,
-    pub clear_rpm: bool,
-    pub concurrency: Option<u32>,
-    pub clear_concurrency: bool,
-    pub max_output_tokens: Option<u32>,
-    pub clear_max_output_tokens: bool,
-}
-
-fn set_or_clear<T>(value: Option<T>, clear: bool, current: Option<T>) -> Option<T> {
-    if clear { None } else { value.or(current) }
-}
-
+/// A change to a token's name (`None` keeps it; empty removes it) and limits.
 pub async fn update(
     store: &Store,
     id_prefix: &str,
-    request: UpdateRequest,
+    name: Option<String>,
+    limits: &LimitsChange,
 ) -> Result<TokenRecord, ServiceError> {
     let current = store.resolve_id(id_prefix).await?;
-    let now = Utc::now();
-    let p = &current.policy;
-    // Validate the merged policy exactly as at issue time.
-    let policy = PolicyInput {
-        models: request.models.clone().unwrap_or_else(|| p.models.clone()),
-        origins: request.origins.clone().unwrap_or_else(|| p.origins.clone()),
-        ips: request
-            .ips
-            .clone()
-            .unwrap_or_else(|| p.ips.iter().map(|n| n.to_string()).collect()),
-        endpoints: request
-            .endpoints
-            .clone()
-            .unwrap_or_else(|| p.endpoints.clone()),
-        rpm: set_or_clear(request.rpm, request.clear_rpm, p.rpm),
-        concurrency: set_or_clear(
-            request.concurrency,
-            request.clear_concurrency,
-            p.concurrency,
-        ),
-        max_output_tokens: set_or_clear(
-            request.max_output_tokens,
-            request.clear_max_output_tokens,
-            p.max_output_tokens,
-        ),
-    }
-    .validate()?;
-    let expires_at = if request.clear_expiry {
-        Some(None)
-    } else {
-        request.expiry.resolve(now)?.map(Some)
-    };
     let update = TokenUpdate {
-        name: request
-            .name
-            .map(|n| Some(n.trim().to_string()).filter(|n| !n.is_empty())),
-        max_calls: if request.clear_max_calls {
-            Some(None)
-        } else {
-            positive_limit("max_calls", request.max_calls)?.map(Some)
-        },
-        max_total_tokens: if request.clear_max_total_tokens {
-            Some(None)
-        } else {
-            positive_limit("max_total_tokens", request.max_total_tokens)?.map(Some)
-        },
-        expires_at,
-        policy: Some(policy),
+        name: name.map(|n| Some(n.trim().to_string()).filter(|n| !n.is_empty())),
+        limits: limits.apply(&current.limits, Utc::now())?,
     };
     Ok(store.update_token(&current.id, &update).await?)
 }
@@ -485,4 +449,72 @@ pub async fn add_issuer(
             other => other.into(),
         })?;
     Ok((issuer, secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(json: serde_json::Value) -> LimitsChange {
+        serde_json::from_value(json).expect("a limits change")
+    }
+
+    #[test]
+    fn absent_keeps_null_clears_and_a_value_sets() {
+        let now = Utc::now();
+        let issued = change(serde_json::json!({
+            "max_calls": 10, "expires_in": "1h", "models": ["gpt-4o*"], "rpm": 60,
+            "max_output_tokens": 256,
+        }))
+        .apply(&Limits::default(), now)
+        .unwrap();
+        assert_eq!(issued.max_calls, Some(10));
+        assert_eq!(issued.expires_at, Some(now + chrono::Duration::hours(1)));
+        assert_eq!(issued.policy.models.len(), 1);
+        assert_eq!(issued.policy.rpm, Some(60));
+
+        // Nothing given: nothing changes.
+        assert_eq!(
+            change(serde_json::json!({})).apply(&issued, now).unwrap(),
+            issued
+        );
+
+        let updated = change(serde_json::json!({
+            "max_calls": null, "expires_at": null, "models": null, "rpm": 30,
+        }))
+        .apply(&issued, now)
+        .unwrap();
+        assert_eq!(updated.max_calls, None);
+        assert_eq!(updated.expires_at, None);
+        assert!(updated.policy.models.is_empty());
+        assert_eq!(updated.policy.rpm, Some(30));
+        assert_eq!(
+            updated.policy.max_output_tokens, issued.policy.max_output_tokens,
+            "an absent field is left alone"
+        );
+    }
+
+    #[test]
+    fn every_value_is_validated_as_at_issue() {
+        let now = Utc::now();
+        for (json, field) in [
+            (serde_json::json!({"max_calls": 0}), "max_calls"),
+            (serde_json::json!({"rpm": 0}), "rpm"),
+            (serde_json::json!({"expires_in": "soon"}), "expires_in"),
+            (
+                serde_json::json!({"expires_at": "2000-01-01T00:00:00Z"}),
+                "expires_at",
+            ),
+            (serde_json::json!({"origins": ["not an origin"]}), "origin"),
+            (
+                serde_json::json!({"expires_in": "1h", "expires_at": "2999-01-01T00:00:00Z"}),
+                "expires",
+            ),
+        ] {
+            match change(json.clone()).apply(&Limits::default(), now) {
+                Err(ServiceError::Invalid { field: f, .. }) => assert_eq!(f, field, "{json}"),
+                other => panic!("{json}: {other:?}"),
+            }
+        }
+    }
 }

@@ -637,6 +637,42 @@ async fn a_briefly_locked_sqlite_file_defers_counts_without_stalling_the_relay()
     relay.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_row_that_does_not_parse_is_refused_clearly_and_logged_once() {
+    use sea_orm::ConnectionTrait;
+    let mock = MockUpstream::start().await;
+    let env = TestEnv::sqlite();
+    let (id, token) = issue_async(&env, KEY, &["--upstream", &mock.url]).await;
+    // Edited by hand (or by a newer version): an auth style this build does not know.
+    let db = sea_orm::Database::connect(env.database_url.clone())
+        .await
+        .unwrap();
+    db.execute_unprepared(&format!(
+        "UPDATE tokens SET auth = 'carrier-pigeon' WHERE id = '{id}'"
+    ))
+    .await
+    .unwrap();
+    db.close().await.ok();
+
+    let serve = ServeProcess::spawn(&env, &[]);
+    for _ in 0..3 {
+        let response = post_at(&serve.url, &token, CHAT).await;
+        assert_refusal(response, 500, "token_record_unreadable", &[KEY, &token]).await;
+    }
+    assert_eq!(mock.count(), 0, "nothing was forwarded");
+    let logged: Vec<String> = serve
+        .log()
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("cannot be read") && l.contains(&id))
+        .cloned()
+        .collect();
+    assert_eq!(logged.len(), 1, "logged once, naming the token: {logged:?}");
+    assert!(logged[0].contains("auth"), "names the column: {logged:?}");
+    serve.stop();
+}
+
 // ---- crash ----
 
 /// Issues one limited and one unlimited token, each with its own key so the mock can tell

@@ -63,14 +63,14 @@ pub fn time(at: Option<DateTime<Utc>>, none: &str) -> String {
 }
 
 pub fn calls(record: &TokenRecord) -> String {
-    match record.max_calls {
+    match record.limits.max_calls {
         Some(max) => format!("{}/{}", record.used_calls, max),
         None => format!("{}/∞", record.used_calls),
     }
 }
 
 pub fn tokens_used(record: &TokenRecord) -> String {
-    match record.max_total_tokens {
+    match record.limits.max_total_tokens {
         Some(max) => format!("{}/{}", record.used_tokens, max),
         None => record.used_tokens.to_string(),
     }

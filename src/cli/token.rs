@@ -11,7 +11,7 @@ use super::output::{
 use super::{Context, stdin_is_terminal};
 use crate::providers;
 use crate::secret::SecretString;
-use crate::service::{self, ExpiryInput, IssueRequest, IssuedToken, PolicyInput, UpdateRequest};
+use crate::service::{self, IssueRequest, IssuedToken, LimitsChange};
 use crate::store::TokenRecord;
 
 #[derive(Debug, Subcommand)]
@@ -98,23 +98,22 @@ pub struct LimitArgs {
     max_output_tokens: Option<u32>,
 }
 
-impl LimitArgs {
-    fn expiry(&self) -> ExpiryInput {
-        ExpiryInput {
-            expires_in: self.expires_in.clone(),
-            expires_at: self.expires_at.clone(),
-        }
-    }
-
-    fn policy(&self) -> PolicyInput {
-        PolicyInput {
-            models: self.models.clone(),
-            origins: self.origins.clone(),
-            ips: self.ips.clone(),
-            endpoints: self.endpoints.clone(),
-            rpm: self.rpm,
-            concurrency: self.concurrency,
-            max_output_tokens: self.max_output_tokens,
+/// The limits given on the command line: each flag given sets its limit.
+impl From<&LimitArgs> for LimitsChange {
+    fn from(l: &LimitArgs) -> Self {
+        let list = |items: &Vec<String>| (!items.is_empty()).then(|| Some(items.clone()));
+        LimitsChange {
+            max_calls: l.max_calls.map(Some),
+            max_total_tokens: l.max_total_tokens.map(Some),
+            expires_in: l.expires_in.clone().map(Some),
+            expires_at: l.expires_at.clone().map(Some),
+            models: list(&l.models),
+            origins: list(&l.origins),
+            ips: list(&l.ips),
+            endpoints: list(&l.endpoints),
+            rpm: l.rpm.map(Some),
+            concurrency: l.concurrency.map(Some),
+            max_output_tokens: l.max_output_tokens.map(Some),
         }
     }
 }
@@ -128,6 +127,16 @@ pub struct UpdateArgs {
     name: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    clear: ClearArgs,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// `token update`'s way to remove a limit: the command line's `null`.
+#[derive(Debug, Args)]
+pub struct ClearArgs {
     /// Remove the call limit
     #[arg(long, conflicts_with = "max_calls")]
     clear_max_calls: bool,
@@ -158,9 +167,27 @@ pub struct UpdateArgs {
     /// Remove the output-token cap
     #[arg(long, conflicts_with = "max_output_tokens")]
     clear_max_output_tokens: bool,
-    /// Print JSON
-    #[arg(long)]
-    json: bool,
+}
+
+impl ClearArgs {
+    /// Marks each limit whose `--clear-*` flag was given as removed.
+    fn apply(&self, change: &mut LimitsChange) {
+        fn clear<T>(flag: bool, field: &mut Option<Option<T>>) {
+            if flag {
+                *field = Some(None);
+            }
+        }
+        clear(self.clear_max_calls, &mut change.max_calls);
+        clear(self.clear_max_total_tokens, &mut change.max_total_tokens);
+        clear(self.clear_expiry, &mut change.expires_at);
+        clear(self.clear_models, &mut change.models);
+        clear(self.clear_origins, &mut change.origins);
+        clear(self.clear_ips, &mut change.ips);
+        clear(self.clear_endpoints, &mut change.endpoints);
+        clear(self.clear_rpm, &mut change.rpm);
+        clear(self.clear_concurrency, &mut change.concurrency);
+        clear(self.clear_max_output_tokens, &mut change.max_output_tokens);
+    }
 }
 
 #[derive(Debug, Args)]
@@ -223,7 +250,7 @@ impl IssueArgs {
             ),
             _ => self.upstream.clone(),
         };
-        providers::resolve(provider.name, upstream.as_deref())?;
+        providers::Route::new(provider.name, upstream.as_deref(), self.auth.as_deref())?;
         let api_key = self.read_api_key()?;
 
         let store = ctx.store().await?;
@@ -234,10 +261,7 @@ impl IssueArgs {
             auth: self.auth.clone(),
             name: self.name.clone(),
             api_key,
-            max_calls: self.limits.max_calls,
-            max_total_tokens: self.limits.max_total_tokens,
-            expiry: self.limits.expiry(),
-            policy: self.limits.policy(),
+            limits: LimitsChange::from(&self.limits),
         };
         let issued = service::issue(&store, &ring, request).await?;
         store.close().await;
@@ -290,13 +314,16 @@ impl IssueArgs {
             .unwrap_or_default();
         println!(
             "Issued token {}{label} for {}, key {}",
-            r.id, r.provider, r.key_hint
+            r.id,
+            r.provider_name(),
+            r.key_hint
         );
         println!(
             "  calls: {}   expires: {}",
-            r.max_calls
+            r.limits
+                .max_calls
                 .map_or("unlimited".to_string(), |m| m.to_string()),
-            time(r.expires_at, "never")
+            time(r.limits.expires_at, "never")
         );
         println!();
         println!("{token}");
@@ -310,41 +337,12 @@ impl IssueArgs {
     }
 }
 
-/// `Some(list)` when the flag was given, `Some(empty)` when cleared, `None` to keep.
-fn list_change(given: &[String], clear: bool) -> Option<Vec<String>> {
-    if clear {
-        Some(Vec::new())
-    } else if given.is_empty() {
-        None
-    } else {
-        Some(given.to_vec())
-    }
-}
-
 impl UpdateArgs {
     async fn run(self, ctx: &Context) -> anyhow::Result<()> {
         let store = ctx.store().await?;
-        let l = &self.limits;
-        let request = UpdateRequest {
-            name: self.name.clone(),
-            max_calls: l.max_calls,
-            clear_max_calls: self.clear_max_calls,
-            max_total_tokens: l.max_total_tokens,
-            clear_max_total_tokens: self.clear_max_total_tokens,
-            expiry: l.expiry(),
-            clear_expiry: self.clear_expiry,
-            models: list_change(&l.models, self.clear_models),
-            origins: list_change(&l.origins, self.clear_origins),
-            ips: list_change(&l.ips, self.clear_ips),
-            endpoints: list_change(&l.endpoints, self.clear_endpoints),
-            rpm: l.rpm,
-            clear_rpm: self.clear_rpm,
-            concurrency: l.concurrency,
-            clear_concurrency: self.clear_concurrency,
-            max_output_tokens: l.max_output_tokens,
-            clear_max_output_tokens: self.clear_max_output_tokens,
-        };
-        let updated = service::update(&store, &self.id, request).await?;
+        let mut change = LimitsChange::from(&self.limits);
+        self.clear.apply(&mut change);
+        let updated = service::update(&store, &self.id, self.name.clone(), &change).await?;
         store.close().await;
         if self.json {
             return print_json(&TokenView::new(&updated, Utc::now()));
@@ -378,10 +376,12 @@ impl ListArgs {
         let columns = [
             column("id", |r: &TokenRecord| r.id[..12].to_string()),
             column("name", |r: &TokenRecord| r.name.clone().unwrap_or_default()),
-            column("provider", |r: &TokenRecord| r.provider.clone()),
+            column("provider", |r: &TokenRecord| r.provider_name().to_string()),
             column("calls", calls),
             column("tokens used", tokens_used),
-            column("expires", |r: &TokenRecord| time(r.expires_at, "never")),
+            column("expires", |r: &TokenRecord| {
+                time(r.limits.expires_at, "never")
+            }),
             column("status", |r: &TokenRecord| r.status(now).to_string()),
             column("last used", |r: &TokenRecord| time(r.last_used_at, "—")),
         ];
@@ -400,32 +400,33 @@ impl ShowArgs {
         if self.json {
             return print_json(&TokenView::new(&r, now));
         }
-        let p = &r.policy;
+        let p = r.policy();
+        let route = r.route.as_deref();
         let ips: Vec<String> = p.ips.iter().map(|n| n.to_string()).collect();
         let mut t = table(&["field", "value"]);
         for (field, value) in [
             ("id", r.id.clone()),
             ("name", r.name.clone().unwrap_or_default()),
             ("status", r.status(now).to_string()),
-            ("provider", r.provider.clone()),
+            ("provider", r.provider_name().to_string()),
             (
                 "upstream",
-                r.upstream
-                    .clone()
-                    .unwrap_or_else(|| "(provider default)".into()),
+                route
+                    .and_then(|r| r.upstream())
+                    .map_or_else(|| "(provider default)".into(), str::to_string),
             ),
             (
                 "auth",
-                r.auth
-                    .clone()
-                    .unwrap_or_else(|| "(provider default)".into()),
+                route
+                    .and_then(|r| r.auth_override())
+                    .map_or_else(|| "(provider default)".into(), |a| a.to_string()),
             ),
             ("key", r.key_hint.clone()),
             ("sealed with key", r.kid.clone()),
             ("calls", calls(&r)),
             ("tokens used", tokens_used(&r)),
             ("created", time(Some(r.created_at), "")),
-            ("expires", time(r.expires_at, "never")),
+            ("expires", time(r.limits.expires_at, "never")),
             ("revoked", time(r.revoked_at, "—")),
             ("last used", time(r.last_used_at, "—")),
             ("models", list_or(&p.models, "any")),

@@ -18,7 +18,7 @@ use super::AppState;
 use super::errors::AdminError;
 use super::proxy::read_body;
 use crate::secret::SecretString;
-use crate::service::{self, ExpiryInput, IssueRequest, PolicyInput, UpdateRequest, UsageQuery};
+use crate::service::{self, IssueRequest, LimitsChange, UsageQuery};
 use crate::store::{TokenRecord, UsageGroup};
 
 /// Largest admin request body.
@@ -36,7 +36,6 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// `POST /admin/v1/tokens`: the fields of `token issue`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct IssueBody {
     #[serde(default = "default_provider")]
     provider: String,
@@ -44,21 +43,10 @@ struct IssueBody {
     auth: Option<String>,
     name: Option<String>,
     api_key: String,
-    max_calls: Option<u64>,
-    max_total_tokens: Option<u64>,
-    expires_in: Option<String>,
-    expires_at: Option<String>,
-    #[serde(default)]
-    models: Vec<String>,
-    #[serde(default)]
-    origins: Vec<String>,
-    #[serde(default)]
-    ips: Vec<String>,
-    #[serde(default)]
-    endpoints: Vec<String>,
-    rpm: Option<u32>,
-    concurrency: Option<u32>,
-    max_output_tokens: Option<u32>,
+    #[serde(flatten)]
+    limits: LimitsChange,
+    #[serde(flatten)]
+    unknown: Unknown,
 }
 
 fn default_provider() -> String {
@@ -66,37 +54,28 @@ fn default_provider() -> String {
 }
 
 /// `PATCH /admin/v1/tokens/{id}`: a field left out stays; `null` clears it; a value sets it.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Deserialize)]
 struct UpdateBody {
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "service::present")]
     name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    max_calls: Option<Option<u64>>,
-    #[serde(default, deserialize_with = "present")]
-    max_total_tokens: Option<Option<u64>>,
-    expires_in: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    expires_at: Option<Option<String>>,
-    models: Option<Vec<String>>,
-    origins: Option<Vec<String>>,
-    ips: Option<Vec<String>>,
-    endpoints: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "present")]
-    rpm: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "present")]
-    concurrency: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "present")]
-    max_output_tokens: Option<Option<u32>>,
+    #[serde(flatten)]
+    limits: LimitsChange,
+    #[serde(flatten)]
+    unknown: Unknown,
 }
 
-/// Tells a present `null` (Some(None)) from an absent field (None, by `default`).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
+/// The fields no flattened part took: serde's `deny_unknown_fields` does not work with
+/// `flatten`, so they are collected and refused by name.
+type Unknown = serde_json::Map<String, serde_json::Value>;
+
+fn refuse_unknown(unknown: &Unknown) -> Result<(), AdminError> {
+    match unknown.keys().next() {
+        None => Ok(()),
+        Some(key) => Err(AdminError::Invalid {
+            param: "body".into(),
+            message: format!("invalid JSON body: unknown field `{key}`"),
+        }),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,11 +92,6 @@ struct UsageParams {
     token: Option<String>,
     since: Option<String>,
     until: Option<String>,
-}
-
-/// Was the field sent as `null`?
-fn cleared<T>(field: &Option<Option<T>>) -> bool {
-    matches!(field, Some(None))
 }
 
 fn view(record: &TokenRecord) -> serde_json::Value {
@@ -217,27 +191,14 @@ async fn dispatch(
     match (method.as_str(), segments.as_slice()) {
         ("POST", ["v1", "tokens"]) => {
             let b: IssueBody = parse_body(body)?;
+            refuse_unknown(&b.unknown)?;
             let request = IssueRequest {
                 provider: b.provider,
                 upstream: b.upstream,
                 auth: b.auth,
                 name: b.name,
                 api_key: SecretString::new(b.api_key),
-                max_calls: b.max_calls,
-                max_total_tokens: b.max_total_tokens,
-                expiry: ExpiryInput {
-                    expires_in: b.expires_in,
-                    expires_at: b.expires_at,
-                },
-                policy: PolicyInput {
-                    models: b.models,
-                    origins: b.origins,
-                    ips: b.ips,
-                    endpoints: b.endpoints,
-                    rpm: b.rpm,
-                    concurrency: b.concurrency,
-                    max_output_tokens: b.max_output_tokens,
-                },
+                limits: b.limits,
             };
             let ring = state.tokens.ring();
             let issued = service::issue(store, &ring, request).await?;
@@ -258,29 +219,10 @@ async fn dispatch(
         )),
         ("PATCH", ["v1", "tokens", id]) => {
             let b: UpdateBody = parse_body(body)?;
-            let request = UpdateRequest {
-                name: b.name.clone().map(|n| n.unwrap_or_default()),
-                max_calls: b.max_calls.flatten(),
-                clear_max_calls: cleared(&b.max_calls),
-                max_total_tokens: b.max_total_tokens.flatten(),
-                clear_max_total_tokens: cleared(&b.max_total_tokens),
-                expiry: ExpiryInput {
-                    expires_in: b.expires_in.clone(),
-                    expires_at: b.expires_at.clone().flatten(),
-                },
-                clear_expiry: cleared(&b.expires_at),
-                models: b.models,
-                origins: b.origins,
-                ips: b.ips,
-                endpoints: b.endpoints,
-                rpm: b.rpm.flatten(),
-                clear_rpm: cleared(&b.rpm),
-                concurrency: b.concurrency.flatten(),
-                clear_concurrency: cleared(&b.concurrency),
-                max_output_tokens: b.max_output_tokens.flatten(),
-                clear_max_output_tokens: cleared(&b.max_output_tokens),
-            };
-            let updated = service::update(store, id, request).await?;
+            refuse_unknown(&b.unknown)?;
+            let updated =
+                service::update(store, id, b.name.map(Option::unwrap_or_default), &b.limits)
+                    .await?;
             state.tokens.invalidate_id(&updated.id);
             Ok(json(StatusCode::OK, &view(&updated)))
         }

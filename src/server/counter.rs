@@ -56,7 +56,7 @@ impl CallCounter {
     pub async fn consume(&self, record: &TokenRecord) -> Result<(), ApiError> {
         let consumed = match self.store.try_consume_now(&record.id) {
             Some(consumed) => consumed?,
-            None if record.max_calls.is_some() => self.store.try_consume(&record.id).await?,
+            None if record.limits.max_calls.is_some() => self.store.try_consume(&record.id).await?,
             None => return self.join_batch(record).await,
         };
         match consumed {

@@ -58,6 +58,8 @@ pub enum ApiError {
     UpstreamTimeout,
     #[error("the token store is unavailable; try again shortly")]
     StoreUnavailable,
+    #[error("the relay cannot read this token's record; ask its admin to fix or reissue it")]
+    TokenRecordUnreadable,
     #[error("the relay is shutting down")]
     ShuttingDown,
     #[error("not found")]
@@ -83,6 +85,7 @@ impl ApiError {
             UpstreamUnreachable => StatusCode::BAD_GATEWAY,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             StoreUnavailable | ShuttingDown | RelayBusy => StatusCode::SERVICE_UNAVAILABLE,
+            TokenRecordUnreadable => StatusCode::INTERNAL_SERVER_ERROR,
             NotFound => StatusCode::NOT_FOUND,
         }
     }
@@ -111,6 +114,7 @@ impl ApiError {
             UpstreamUnreachable => "upstream_unreachable",
             UpstreamTimeout => "upstream_timeout",
             StoreUnavailable => "store_unavailable",
+            TokenRecordUnreadable => "token_record_unreadable",
             ShuttingDown => "shutting_down",
             RelayBusy => "relay_busy",
             NotFound => "not_found",
@@ -133,9 +137,12 @@ impl ApiError {
             | BodyUnreadable | DuplicateField(_) | InvalidField(_) | TooManyChoices | NotFound => {
                 "invalid_request_error"
             }
-            UpstreamUnreachable | UpstreamTimeout | StoreUnavailable | ShuttingDown | RelayBusy => {
-                "api_error"
-            }
+            UpstreamUnreachable
+            | UpstreamTimeout
+            | StoreUnavailable
+            | TokenRecordUnreadable
+            | ShuttingDown
+            | RelayBusy => "api_error",
         }
     }
 

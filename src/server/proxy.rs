@@ -25,7 +25,7 @@ use super::limits::Permit;
 use super::metrics::{ProviderLabel, ProviderStatus};
 use super::tokens::ResolvedToken;
 use super::{AppState, cors, forward};
-use crate::providers::{self, AuthStyle, Operation, Provider};
+use crate::providers::{self, Operation, Route};
 use crate::request::{self, Prepared, json::Spliced};
 use crate::store::{TokenRecord, TokenStatus, UsageRecord};
 use crate::usage::decode::{Decoded, Scan};
@@ -86,7 +86,8 @@ const INVALID_TOKEN_ANSWER: std::time::Duration = std::time::Duration::from_mill
 struct Call {
     resolved: Arc<ResolvedToken>,
     record: Arc<TokenRecord>,
-    provider: &'static Provider,
+    /// Where the call goes: the record's route, known to be there.
+    route: Arc<Route>,
     /// The normalized path: what policy matched and what is forwarded.
     path: String,
     operation: Operation,
@@ -156,24 +157,26 @@ async fn admit(state: &AppState, incoming: &Incoming) -> Result<Call, Refusal> {
         .map_err(|e| (e, None))?;
     let record = resolved.record();
     let refuse = |e: ApiError| (e, Some(record.id.clone()));
-    let Some(provider) = providers::lookup(&record.provider) else {
-        tracing::error!(token_id = %record.id, provider = %record.provider, "unknown provider in store");
-        return Err(refuse(ApiError::UpstreamUnreachable));
-    };
     match record.status(Utc::now()) {
         TokenStatus::Revoked => return Err(refuse(ApiError::TokenRevoked)),
         TokenStatus::Expired => return Err(refuse(ApiError::TokenExpired)),
         TokenStatus::Exhausted | TokenStatus::Active => {}
     }
+    // Only a revoked placeholder row has no route, and it was refused just above.
+    let Some(route) = record.route.clone() else {
+        return Err(refuse(ApiError::TokenRevoked));
+    };
+    let provider = route.provider();
     // The atomic count decides exactly; what is known here to be spent already (a lower
     // bound) refuses before the body is read.
     if record
+        .limits
         .max_calls
         .is_some_and(|max| resolved.used_calls(&record) >= max)
     {
         return Err(refuse(ApiError::CallsExhausted));
     }
-    let policy = &record.policy;
+    let policy = record.policy();
     if !policy.endpoint_allowed(provider.family, &incoming.method, &path) {
         return Err(refuse(ApiError::EndpointNotAllowed));
     }
@@ -194,11 +197,11 @@ async fn admit(state: &AppState, incoming: &Incoming) -> Result<Call, Refusal> {
             return Err(refuse(ApiError::IpNotAllowed));
         }
     }
-    let reserve = match (record.max_total_tokens, policy.max_output_tokens) {
+    let reserve = match (record.limits.max_total_tokens, policy.max_output_tokens) {
         (Some(_), Some(cap)) => i64::from(cap),
         _ => 0,
     };
-    if let Some(max) = record.max_total_tokens {
+    if let Some(max) = record.limits.max_total_tokens {
         // Tokens recorded plus output reserved by calls in flight here.
         let used = resolved
             .used_tokens(&record)
@@ -215,7 +218,7 @@ async fn admit(state: &AppState, incoming: &Incoming) -> Result<Call, Refusal> {
     Ok(Call {
         resolved,
         record,
-        provider,
+        route,
         path,
         operation,
         permit,
@@ -229,7 +232,7 @@ const PARSE_INLINE_MAX: usize = 64 * 1024;
 /// What the body asks for, checked against the token's policy and rewritten where the
 /// policy caps it.
 async fn apply_policy(call: &Call, body: Bytes) -> Result<Prepared, ApiError> {
-    let provider = call.provider;
+    let provider = call.route.provider();
     let operation = call.operation;
     let path_model = providers::model_in_path(provider.family, &call.path).map(str::to_string);
     let record = call.record.clone();
@@ -241,7 +244,7 @@ async fn apply_policy(call: &Call, body: Bytes) -> Result<Prepared, ApiError> {
                 provider,
                 operation,
                 path_model: path_model.as_deref(),
-                policy: &record.policy,
+                policy: record.policy(),
             },
         )
     };
@@ -270,32 +273,18 @@ async fn forward(
     let record = &call.record;
     let id = record.id.clone();
     let refuse = |e: ApiError| (e, Some(id.clone()));
-    let provider = call.provider;
-    let Some(base) = record.upstream.as_deref().or(provider.base_url) else {
-        tracing::error!(token_id = %id, "token has no upstream");
-        return Err(refuse(ApiError::UpstreamUnreachable));
-    };
-    let auth = match &record.auth {
-        Some(style) => style.parse::<AuthStyle>().map_err(|_| {
-            tracing::error!(token_id = %id, "invalid auth style in store");
-            refuse(ApiError::UpstreamUnreachable)
-        })?,
-        None => provider.auth.clone(),
-    };
+    let provider = call.route.provider();
+    let auth = call.route.auth();
     let api_key = &call.resolved.claims.api_key;
-    let Some(base_url) = call.resolved.base_url(base) else {
-        tracing::error!(token_id = %id, "invalid upstream URL in store");
-        return Err(refuse(ApiError::UpstreamUnreachable));
-    };
     let url = forward::upstream_url(
-        base_url,
+        call.route.base_url(),
         &call.path,
         incoming.query.as_deref(),
-        &auth,
+        auth,
         api_key,
     );
     let mut headers =
-        forward::upstream_headers(&incoming.headers, &auth, api_key, provider.default_headers)
+        forward::upstream_headers(&incoming.headers, auth, api_key, provider.default_headers)
             .map_err(|_| {
                 tracing::error!(token_id = %id, "the sealed API key is not a valid header value");
                 refuse(ApiError::UpstreamUnreachable)

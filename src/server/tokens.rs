@@ -36,8 +36,6 @@ pub struct ResolvedToken {
     /// Likewise for calls: `used_calls` when loaded, and the calls counted here since.
     base_used_calls: i64,
     counted_here: AtomicI64,
-    /// The upstream base URL, parsed once (host parsing is costly per request).
-    base_url: std::sync::OnceLock<Option<reqwest::Url>>,
 }
 
 #[derive(Clone)]
@@ -50,12 +48,6 @@ struct Snapshot {
 impl ResolvedToken {
     pub fn record(&self) -> Arc<TokenRecord> {
         self.snapshot.lock().expect("snapshot lock").record.clone()
-    }
-
-    pub fn base_url(&self, base: &str) -> Option<&reqwest::Url> {
-        self.base_url
-            .get_or_init(|| reqwest::Url::parse(base).ok())
-            .as_ref()
     }
 
     /// Counts tokens this process recorded for the token.
@@ -93,6 +85,33 @@ pub struct TokenCache {
     ring: Arc<KeyRing>,
     store: Store,
     entries: RwLock<HashMap<String, Arc<ResolvedToken>>>,
+    unreadable: UnreadableRows,
+}
+
+/// Fingerprints of token rows that did not parse, so that each is logged once, not on
+/// every call that presents it.
+#[derive(Clone, Default)]
+struct UnreadableRows(Arc<Mutex<std::collections::HashSet<String>>>);
+
+impl UnreadableRows {
+    /// What a store error means for a call: a row that does not parse is this token's
+    /// fault and is refused as such; anything else is the store's.
+    fn refusal(&self, fingerprint: &str, error: &StoreError) -> ApiError {
+        if let StoreError::Corrupt(_) = error {
+            if self
+                .0
+                .lock()
+                .expect("unreadable lock")
+                .insert(fingerprint.to_string())
+            {
+                tracing::error!(%error, "a token record cannot be read; its calls are refused until it is fixed");
+            }
+            ApiError::TokenRecordUnreadable
+        } else {
+            tracing::warn!(%error, "token lookup failed");
+            ApiError::StoreUnavailable
+        }
+    }
 }
 
 impl TokenCache {
@@ -101,6 +120,7 @@ impl TokenCache {
             ring,
             store,
             entries: RwLock::new(HashMap::new()),
+            unreadable: UnreadableRows::default(),
         }
     }
 
@@ -150,7 +170,6 @@ impl TokenCache {
             recorded_here: AtomicI64::new(0),
             base_used_calls: record.used_calls,
             counted_here: AtomicI64::new(0),
-            base_url: std::sync::OnceLock::new(),
             snapshot: Mutex::new(Snapshot {
                 record: Arc::new(record),
                 fetched: Instant::now(),
@@ -218,10 +237,7 @@ impl TokenCache {
         match self.store.find_by_fingerprint(fingerprint).await {
             Ok(Some(record)) => Ok(record),
             Ok(None) => Err(ApiError::InvalidToken),
-            Err(e) => {
-                tracing::warn!(error = %e, "token lookup failed");
-                Err(ApiError::StoreUnavailable)
-            }
+            Err(e) => Err(self.unreadable.refusal(fingerprint, &e)),
         }
     }
 
@@ -236,8 +252,12 @@ impl TokenCache {
         if age < HARD_TTL {
             if !refreshing {
                 entry.snapshot.lock().expect("snapshot lock").refreshing = true;
-                let (entry, store, fp) =
-                    (entry.clone(), self.store.clone(), fingerprint.to_string());
+                let (entry, store, fp, unreadable) = (
+                    entry.clone(),
+                    self.store.clone(),
+                    fingerprint.to_string(),
+                    self.unreadable.clone(),
+                );
                 tokio::spawn(async move {
                     let result = store.find_by_fingerprint(&fp).await;
                     let mut s = entry.snapshot.lock().expect("snapshot lock");
@@ -250,7 +270,9 @@ impl TokenCache {
                         // Deleted rows and errors leave the snapshot to age out: the next
                         // request past HARD_TTL asks the store itself.
                         Ok(None) => {}
-                        Err(e) => tracing::warn!(error = %e, "token refresh failed"),
+                        Err(e) => {
+                            unreadable.refusal(&fp, &e);
+                        }
                     }
                 });
             }

@@ -136,22 +136,7 @@ impl Store {
         issuer: &str,
         at: DateTime<Utc>,
     ) -> Result<TokenRecord, StoreError> {
-        let placeholder = NewToken {
-            id: id.to_string(),
-            name: None,
-            provider: "-".into(),
-            upstream: None,
-            auth: None,
-            fingerprint: unused_fingerprint(id),
-            kid: String::new(),
-            key_hint: "…".into(),
-            max_calls: None,
-            expires_at: None,
-            max_total_tokens: None,
-            policy: Default::default(),
-        };
-        let mut active = super::tokens::new_row(&placeholder, Some(issuer));
-        active.revoked_at = Set(Some(at));
+        let active = super::tokens::placeholder_row(id, unused_fingerprint(id), issuer, at);
         Tokens::insert(active)
             .on_conflict(OnConflict::new().do_nothing().to_owned())
             .exec_without_returning(&self.writer)

@@ -284,15 +284,13 @@ mod tests {
             fingerprint: format!("fp-{id}"),
             id,
             name: None,
-            provider: "openai".into(),
-            upstream: None,
-            auth: None,
+            route: crate::providers::Route::new("openai", None, None).unwrap(),
             kid: "k".into(),
             key_hint: "…".into(),
-            max_calls,
-            expires_at: None,
-            max_total_tokens: None,
-            policy: Default::default(),
+            limits: crate::policy::Limits {
+                max_calls,
+                ..Default::default()
+            },
         }
     }
 

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement, UpdateStatement};
 use sea_orm::{
@@ -9,7 +11,8 @@ use serde::Serialize;
 use super::entities::prelude::Tokens;
 use super::entities::token::{self, Column};
 use super::{Store, StoreError};
-use crate::policy::Policy;
+use crate::policy::{Limits, Policy};
+use crate::providers::Route;
 
 /// Most tokens per `add_calls` statement (each takes three bound parameters).
 const ADD_CALLS_CHUNK: usize = 256;
@@ -19,25 +22,26 @@ const ADD_CALLS_CHUNK: usize = 256;
 pub struct TokenRecord {
     pub id: String,
     pub name: Option<String>,
-    pub provider: String,
-    pub upstream: Option<String>,
-    pub auth: Option<String>,
+    /// Where its calls go. `None` only for a signed token revoked before its first use,
+    /// whose row names no upstream (see [`Store::revoke_unused_signed`]).
+    #[serde(flatten)]
+    pub route: Option<Arc<Route>>,
     pub kid: String,
     pub key_hint: String,
-    pub max_calls: Option<i64>,
     pub used_calls: i64,
-    pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
-    /// Budget of total (prompt + completion) tokens; `None`: unlimited.
-    pub max_total_tokens: Option<i64>,
     /// Total tokens recorded so far.
     pub used_tokens: i64,
     /// The issuer that minted it, for signed tokens.
     pub issuer: Option<String>,
-    pub policy: Policy,
+    #[serde(flatten)]
+    pub limits: Limits,
 }
+
+/// The `provider` column of a placeholder row (see [`TokenRecord::route`]).
+const NO_PROVIDER: &str = "-";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,9 +68,12 @@ impl TokenRecord {
     pub fn status(&self, now: DateTime<Utc>) -> TokenStatus {
         if self.revoked_at.is_some() {
             TokenStatus::Revoked
-        } else if self.expires_at.is_some_and(|at| at <= now) {
+        } else if self.limits.expires_at.is_some_and(|at| at <= now) {
             TokenStatus::Expired
-        } else if self.max_calls.is_some_and(|max| self.used_calls >= max)
+        } else if self
+            .limits
+            .max_calls
+            .is_some_and(|max| self.used_calls >= max)
             || self.token_budget_spent()
         {
             TokenStatus::Exhausted
@@ -78,8 +85,20 @@ impl TokenRecord {
 
 impl TokenRecord {
     pub fn token_budget_spent(&self) -> bool {
-        self.max_total_tokens
+        self.limits
+            .max_total_tokens
             .is_some_and(|max| self.used_tokens >= max)
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.limits.policy
+    }
+
+    /// The provider's name, `-` for a placeholder row.
+    pub fn provider_name(&self) -> &'static str {
+        self.route
+            .as_ref()
+            .map_or(NO_PROVIDER, |r| r.provider().name)
     }
 }
 
@@ -88,26 +107,19 @@ impl TokenRecord {
 pub struct NewToken {
     pub id: String,
     pub name: Option<String>,
-    pub provider: String,
-    pub upstream: Option<String>,
-    pub auth: Option<String>,
+    pub route: Route,
     pub fingerprint: String,
     pub kid: String,
     pub key_hint: String,
-    pub max_calls: Option<i64>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub max_total_tokens: Option<i64>,
-    pub policy: Policy,
+    pub limits: Limits,
 }
 
-/// A change to a token (`token update`); `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
+/// A change to a token (`token update`): its name (`None` leaves it as it is) and its
+/// limits, whole.
+#[derive(Debug, Clone)]
 pub struct TokenUpdate {
     pub name: Option<Option<String>>,
-    pub max_calls: Option<Option<i64>>,
-    pub expires_at: Option<Option<DateTime<Utc>>>,
-    pub max_total_tokens: Option<Option<i64>>,
-    pub policy: Option<Policy>,
+    pub limits: Limits,
 }
 
 /// The outcome of trying to count one call.
@@ -134,42 +146,71 @@ fn parse_list<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// A limit column: stored as a signed integer, read back only as a positive `u32`.
+fn parse_positive(column: &str, value: Option<i32>) -> Result<Option<u32>, StoreError> {
+    value
+        .map(|v| {
+            u32::try_from(v)
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| StoreError::Corrupt(format!("tokens.{column} is {v}")))
+        })
+        .transpose()
+}
+
+/// Every column parsed into its type here, once: a row that does not parse is refused
+/// where it is read, with the column named.
 impl TryFrom<token::Model> for TokenRecord {
     type Error = StoreError;
 
     fn try_from(m: token::Model) -> Result<Self, StoreError> {
+        let corrupt = |what: String| StoreError::Corrupt(format!("token {}: {what}", m.id));
+        let route = if m.provider == NO_PROVIDER {
+            if m.revoked_at.is_none() {
+                return Err(corrupt("no provider, yet not revoked".into()));
+            }
+            None
+        } else {
+            let route = Route::new(&m.provider, m.upstream.as_deref(), m.auth.as_deref())
+                .map_err(|e| corrupt(e.to_string()))?;
+            Some(Arc::new(route))
+        };
         let policy = Policy {
             models: parse_list("allowed_models", &m.allowed_models)?,
             origins: parse_list("allowed_origins", &m.allowed_origins)?,
             ips: parse_list("allowed_ips", &m.allowed_ips)?,
             endpoints: parse_list("allowed_endpoints", &m.allowed_endpoints)?,
-            rpm: m.rpm.map(|v| u32::try_from(v).unwrap_or(0)),
-            concurrency: m.concurrency.map(|v| u32::try_from(v).unwrap_or(0)),
-            max_output_tokens: m.max_output_tokens.map(|v| u32::try_from(v).unwrap_or(0)),
+            rpm: parse_positive("rpm", m.rpm)?,
+            concurrency: parse_positive("concurrency", m.concurrency)?,
+            max_output_tokens: parse_positive("max_output_tokens", m.max_output_tokens)?,
         };
         Ok(TokenRecord {
             id: m.id,
             name: m.name,
-            provider: m.provider,
-            upstream: m.upstream,
-            auth: m.auth,
+            route,
             kid: m.kid,
             key_hint: m.key_hint,
-            max_calls: m.max_calls,
             used_calls: m.used_calls,
-            expires_at: m.expires_at,
             revoked_at: m.revoked_at,
             created_at: m.created_at,
             last_used_at: m.last_used_at,
-            max_total_tokens: m.max_total_tokens,
             used_tokens: m.used_tokens,
             issuer: m.issuer,
-            policy,
+            limits: Limits {
+                max_calls: m.max_calls,
+                max_total_tokens: m.max_total_tokens,
+                expires_at: m.expires_at,
+                policy,
+            },
         })
     }
 }
 
-fn set_policy(active: &mut token::ActiveModel, policy: &Policy) {
+fn set_limits(active: &mut token::ActiveModel, limits: &Limits) {
+    let policy = &limits.policy;
+    active.max_calls = Set(limits.max_calls);
+    active.max_total_tokens = Set(limits.max_total_tokens);
+    active.expires_at = Set(limits.expires_at);
     active.allowed_models = Set(json_list(&policy.models));
     active.allowed_origins = Set(json_list(&policy.origins));
     active.allowed_ips = Set(json_list(&policy.ips));
@@ -182,27 +223,53 @@ fn set_policy(active: &mut token::ActiveModel, policy: &Policy) {
 
 /// The row of a new token, unused; `issuer` for signed tokens.
 pub(super) fn new_row(new: &NewToken, issuer: Option<&str>) -> token::ActiveModel {
+    let route = &new.route;
     let mut active = token::ActiveModel {
         id: Set(new.id.clone()),
         name: Set(new.name.clone()),
-        provider: Set(new.provider.clone()),
-        upstream: Set(new.upstream.clone()),
-        auth: Set(new.auth.clone()),
+        provider: Set(route.provider().name.to_string()),
+        upstream: Set(route.upstream().map(str::to_string)),
+        auth: Set(route.auth_override().map(|a| a.to_string())),
         fingerprint: Set(new.fingerprint.clone()),
         kid: Set(new.kid.clone()),
         key_hint: Set(new.key_hint.clone()),
-        max_calls: Set(new.max_calls),
         used_calls: Set(0),
-        expires_at: Set(new.expires_at),
         revoked_at: Set(None),
         created_at: Set(Utc::now()),
         last_used_at: Set(None),
-        max_total_tokens: Set(new.max_total_tokens),
         used_tokens: Set(0),
         issuer: Set(issuer.map(str::to_string)),
         ..Default::default()
     };
-    set_policy(&mut active, &new.policy);
+    set_limits(&mut active, &new.limits);
+    active
+}
+
+/// The row that refuses a signed token revoked before its first use: no upstream, no key.
+pub(super) fn placeholder_row(
+    id: &str,
+    fingerprint: String,
+    issuer: &str,
+    revoked_at: DateTime<Utc>,
+) -> token::ActiveModel {
+    let mut active = token::ActiveModel {
+        id: Set(id.to_string()),
+        name: Set(None),
+        provider: Set(NO_PROVIDER.to_string()),
+        upstream: Set(None),
+        auth: Set(None),
+        fingerprint: Set(fingerprint),
+        kid: Set(String::new()),
+        key_hint: Set("…".into()),
+        used_calls: Set(0),
+        revoked_at: Set(Some(revoked_at)),
+        created_at: Set(Utc::now()),
+        last_used_at: Set(None),
+        used_tokens: Set(0),
+        issuer: Set(Some(issuer.to_string())),
+        ..Default::default()
+    };
+    set_limits(&mut active, &Limits::default());
     active
 }
 
@@ -292,18 +359,7 @@ impl Store {
         if let Some(name) = &update.name {
             active.name = Set(name.clone());
         }
-        if let Some(max_calls) = update.max_calls {
-            active.max_calls = Set(max_calls);
-        }
-        if let Some(expires_at) = update.expires_at {
-            active.expires_at = Set(expires_at);
-        }
-        if let Some(max_total_tokens) = update.max_total_tokens {
-            active.max_total_tokens = Set(max_total_tokens);
-        }
-        if let Some(policy) = &update.policy {
-            set_policy(&mut active, policy);
-        }
+        set_limits(&mut active, &update.limits);
         active.update(&self.writer).await?.try_into()
     }
 
