@@ -119,10 +119,9 @@ impl AppState {
     }
 }
 
-/// reqwest is built without a default TLS crypto backend; this picks ring, once.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+/// reqwest is built without a default TLS crypto backend: the relay picks ring, as the
+/// SDK does.
+pub use relayapi_sdk::install_crypto_provider;
 
 /// All routes: health checks, CORS preflights, and the relay for everything else.
 pub fn routes(

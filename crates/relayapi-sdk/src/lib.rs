@@ -1,5 +1,7 @@
 //! The Rust API for backends: mint issuer-signed tokens offline ([`Issuer`]) and call the
 //! relay's admin HTTP API ([`AdminClient`]). The Python and Node SDKs in `sdk/` do the same.
+//!
+//! It depends on `relayapi-core` alone of relayapi: no database, server or CLI crates.
 
 use std::time::Duration;
 
@@ -7,9 +9,9 @@ use p256::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use p256::{PublicKey, SecretKey};
 use serde_json::Value;
 
-use crate::secret::SecretString;
-use crate::token::TokenId;
-use crate::token::signed::{SignedClaims, mint};
+use relayapi_core::secret::SecretString;
+use relayapi_core::token::TokenId;
+use relayapi_core::token::signed::{SignedClaims, mint};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SdkError {
@@ -136,7 +138,7 @@ impl std::fmt::Debug for AdminClient {
 
 impl AdminClient {
     pub fn new(base_url: &str, secret: SecretString) -> Result<Self, SdkError> {
-        crate::server::install_crypto_provider();
+        install_crypto_provider();
         Ok(Self {
             base: format!("{}/admin/v1", base_url.trim_end_matches('/')),
             secret,
@@ -213,4 +215,10 @@ impl AdminClient {
         self.call(reqwest::Method::GET, &format!("/usage?{query}"), None)
             .await
     }
+}
+
+/// reqwest is built without a default TLS crypto backend; this picks ring, once, unless
+/// the program chose one already.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -150,7 +150,7 @@ fn empty_or_oversized_keys_are_refused_at_seal() {
 /// produce exactly these tokens.
 #[test]
 fn documented_test_vectors() {
-    let doc = include_str!("../../docs/token-format.md");
+    let doc = include_str!("../../../../docs/token-format.md");
     let vectors = parse_vectors(doc, "vector");
     assert!(vectors.len() >= 2, "the document must carry test vectors");
     for v in vectors {
@@ -234,7 +234,7 @@ fn print_vectors() {
 #[test]
 fn documented_signed_test_vectors() {
     use super::signed::{SignedClaims, mint_with_ephemeral};
-    let doc = include_str!("../../docs/token-format.md");
+    let doc = include_str!("../../../../docs/token-format.md");
     let vectors = parse_vectors(doc, "signed_vector");
     assert!(
         !vectors.is_empty(),
