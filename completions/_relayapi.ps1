@@ -30,12 +30,12 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Create the server''s P-256 key pair (or rotate it, or list the key ring)')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Issue, list, show and revoke tokens')
-            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the relay: open tokens, check them, count calls, forward to the provider')
             [CompletionResult]::new('issuer', 'issuer', [CompletionResultType]::ParameterValue, 'Register, list and revoke issuers (backends that mint signed tokens offline)')
             [CompletionResult]::new('usage', 'usage', [CompletionResultType]::ParameterValue, 'Report usage per token, model or day')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply pending database migrations, or list their status')
             [CompletionResult]::new('providers', 'providers', [CompletionResultType]::ParameterValue, 'List the providers the relay knows, with base URL and auth style')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the relay: open tokens, check them, count calls, forward to the provider')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -181,27 +181,6 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
         'relayapi;token;help;help' {
             break
         }
-        'relayapi;serve' {
-            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on [default: 127.0.0.1:8080]')
-            [CompletionResult]::new('--max-body', '--max-body', [CompletionResultType]::ParameterName, 'Largest request body accepted, like 32MiB [default: 32MiB]')
-            [CompletionResult]::new('--max-body-memory', '--max-body-memory', [CompletionResultType]::ParameterName, 'Most memory the bodies of all requests in flight may hold together; past it a request gets 503 relay_busy [default: 256MiB]')
-            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Time allowed to connect to a provider [default: 10s]')
-            [CompletionResult]::new('--upstream-timeout', '--upstream-timeout', [CompletionResultType]::ParameterName, 'Time allowed until a provider''s response headers [default: 300s]')
-            [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Longest pause between two chunks of a response; no limit on a whole stream [default: 120s]')
-            [CompletionResult]::new('--client-timeout', '--client-timeout', [CompletionResultType]::ParameterName, 'Time a client has to send a request''s headers, and again its body [default: 30s]')
-            [CompletionResult]::new('--grace-period', '--grace-period', [CompletionResultType]::ParameterName, 'How long in-flight requests may finish after SIGINT/SIGTERM [default: 30s]')
-            [CompletionResult]::new('--trusted-proxy', '--trusted-proxy', [CompletionResultType]::ParameterName, 'Proxy whose X-Forwarded-For is believed for --ip policies (repeatable CIDR)')
-            [CompletionResult]::new('--metrics-listen', '--metrics-listen', [CompletionResultType]::ParameterName, 'Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)')
-            [CompletionResult]::new('--admin-token-env', '--admin-token-env', [CompletionResultType]::ParameterName, 'Enable the admin API, with the secret read from this environment variable')
-            [CompletionResult]::new('--admin-listen', '--admin-listen', [CompletionResultType]::ParameterName, 'Serve the admin API on its own address (e.g. 127.0.0.1:8081) instead of the main one')
-            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
-            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
-            [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'Serve Prometheus metrics at /metrics on the main listener')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
-            break
-        }
         'relayapi;issuer' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
@@ -308,15 +287,37 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'relayapi;serve' {
+            [CompletionResult]::new('--trusted-proxy', '--trusted-proxy', [CompletionResultType]::ParameterName, 'Proxy whose X-Forwarded-For is believed for --ip policies (repeatable CIDR)')
+            [CompletionResult]::new('--metrics-listen', '--metrics-listen', [CompletionResultType]::ParameterName, 'Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)')
+            [CompletionResult]::new('--admin-token-env', '--admin-token-env', [CompletionResultType]::ParameterName, 'Enable the admin API, with the secret read from this environment variable')
+            [CompletionResult]::new('--admin-listen', '--admin-listen', [CompletionResultType]::ParameterName, 'Serve the admin API on its own address (e.g. 127.0.0.1:8081) instead of the main one')
+            [CompletionResult]::new('--client-timeout', '--client-timeout', [CompletionResultType]::ParameterName, 'Time a client has to send a request''s headers, and again its body [default: 30s]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Time allowed to connect to a provider [default: 10s]')
+            [CompletionResult]::new('--grace-period', '--grace-period', [CompletionResultType]::ParameterName, 'How long in-flight requests may finish after SIGINT/SIGTERM [default: 30s]')
+            [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Longest pause between two chunks of a response; no limit on a whole stream [default: 2m]')
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on [default: 127.0.0.1:8080]')
+            [CompletionResult]::new('--max-body', '--max-body', [CompletionResultType]::ParameterName, 'Largest request body accepted, like 32MiB [default: 32MiB]')
+            [CompletionResult]::new('--max-body-memory', '--max-body-memory', [CompletionResultType]::ParameterName, 'Most memory the bodies of all requests in flight may hold together; past it a request gets 503 relay_busy [default: 256MiB]')
+            [CompletionResult]::new('--upstream-timeout', '--upstream-timeout', [CompletionResultType]::ParameterName, 'Time allowed until a provider''s response headers [default: 5m]')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
+            [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'Serve Prometheus metrics at /metrics on the main listener')
+            [CompletionResult]::new('--print-config', '--print-config', [CompletionResultType]::ParameterName, 'Print the settings in effect (defaults, relayapi.toml, environment and flags merged) as relayapi.toml would hold them, and exit')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'relayapi;help' {
             [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Create the server''s P-256 key pair (or rotate it, or list the key ring)')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Issue, list, show and revoke tokens')
-            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the relay: open tokens, check them, count calls, forward to the provider')
             [CompletionResult]::new('issuer', 'issuer', [CompletionResultType]::ParameterValue, 'Register, list and revoke issuers (backends that mint signed tokens offline)')
             [CompletionResult]::new('usage', 'usage', [CompletionResultType]::ParameterValue, 'Report usage per token, model or day')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply pending database migrations, or list their status')
             [CompletionResult]::new('providers', 'providers', [CompletionResultType]::ParameterValue, 'List the providers the relay knows, with base URL and auth style')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the relay: open tokens, check them, count calls, forward to the provider')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -346,9 +347,6 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
         'relayapi;help;token;revoke' {
             break
         }
-        'relayapi;help;serve' {
-            break
-        }
         'relayapi;help;issuer' {
             [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Register a backend that mints signed tokens offline, with its caps')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List issuers')
@@ -374,6 +372,9 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             break
         }
         'relayapi;help;completions' {
+            break
+        }
+        'relayapi;help;serve' {
             break
         }
         'relayapi;help;help' {

@@ -161,7 +161,7 @@ _relayapi() {
 
     case "${cmd}" in
         relayapi)
-            opts="-h -V --data-dir --database-url --config --help --version keygen token serve issuer usage migrate providers completions help"
+            opts="-h -V --data-dir --database-url --config --help --version keygen token issuer usage migrate providers completions serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -241,7 +241,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__help)
-            opts="keygen token serve issuer usage migrate providers completions help"
+            opts="keygen token issuer usage migrate providers completions serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -871,44 +871,12 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__serve)
-            opts="-h --listen --max-body --max-body-memory --connect-timeout --upstream-timeout --idle-timeout --client-timeout --grace-period --trusted-proxy --metrics --metrics-listen --admin-token-env --admin-listen --data-dir --database-url --config --help"
+            opts="-h --trusted-proxy --metrics --metrics-listen --admin-token-env --admin-listen --print-config --client-timeout --connect-timeout --grace-period --idle-timeout --listen --max-body --max-body-memory --upstream-timeout --data-dir --database-url --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --listen)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --max-body)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --max-body-memory)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --upstream-timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --idle-timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --client-timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --grace-period)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --trusted-proxy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -922,6 +890,38 @@ _relayapi() {
                     return 0
                     ;;
                 --admin-listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grace-period)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-body)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-body-memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -27,12 +27,12 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand --version 'Print version'
             cand keygen 'Create the server''s P-256 key pair (or rotate it, or list the key ring)'
             cand token 'Issue, list, show and revoke tokens'
-            cand serve 'Run the relay: open tokens, check them, count calls, forward to the provider'
             cand issuer 'Register, list and revoke issuers (backends that mint signed tokens offline)'
             cand usage 'Report usage per token, model or day'
             cand migrate 'Apply pending database migrations, or list their status'
             cand providers 'List the providers the relay knows, with base URL and auth style'
             cand completions 'Print a shell completion script'
+            cand serve 'Run the relay: open tokens, check them, count calls, forward to the provider'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'relayapi;keygen'= {
@@ -163,26 +163,6 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         }
         &'relayapi;token;help;help'= {
         }
-        &'relayapi;serve'= {
-            cand --listen 'Address to listen on [default: 127.0.0.1:8080]'
-            cand --max-body 'Largest request body accepted, like 32MiB [default: 32MiB]'
-            cand --max-body-memory 'Most memory the bodies of all requests in flight may hold together; past it a request gets 503 relay_busy [default: 256MiB]'
-            cand --connect-timeout 'Time allowed to connect to a provider [default: 10s]'
-            cand --upstream-timeout 'Time allowed until a provider''s response headers [default: 300s]'
-            cand --idle-timeout 'Longest pause between two chunks of a response; no limit on a whole stream [default: 120s]'
-            cand --client-timeout 'Time a client has to send a request''s headers, and again its body [default: 30s]'
-            cand --grace-period 'How long in-flight requests may finish after SIGINT/SIGTERM [default: 30s]'
-            cand --trusted-proxy 'Proxy whose X-Forwarded-For is believed for --ip policies (repeatable CIDR)'
-            cand --metrics-listen 'Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)'
-            cand --admin-token-env 'Enable the admin API, with the secret read from this environment variable'
-            cand --admin-listen 'Serve the admin API on its own address (e.g. 127.0.0.1:8081) instead of the main one'
-            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
-            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
-            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
-            cand --metrics 'Serve Prometheus metrics at /metrics on the main listener'
-            cand -h 'Print help'
-            cand --help 'Print help'
-        }
         &'relayapi;issuer'= {
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
@@ -276,15 +256,36 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'relayapi;serve'= {
+            cand --trusted-proxy 'Proxy whose X-Forwarded-For is believed for --ip policies (repeatable CIDR)'
+            cand --metrics-listen 'Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)'
+            cand --admin-token-env 'Enable the admin API, with the secret read from this environment variable'
+            cand --admin-listen 'Serve the admin API on its own address (e.g. 127.0.0.1:8081) instead of the main one'
+            cand --client-timeout 'Time a client has to send a request''s headers, and again its body [default: 30s]'
+            cand --connect-timeout 'Time allowed to connect to a provider [default: 10s]'
+            cand --grace-period 'How long in-flight requests may finish after SIGINT/SIGTERM [default: 30s]'
+            cand --idle-timeout 'Longest pause between two chunks of a response; no limit on a whole stream [default: 2m]'
+            cand --listen 'Address to listen on [default: 127.0.0.1:8080]'
+            cand --max-body 'Largest request body accepted, like 32MiB [default: 32MiB]'
+            cand --max-body-memory 'Most memory the bodies of all requests in flight may hold together; past it a request gets 503 relay_busy [default: 256MiB]'
+            cand --upstream-timeout 'Time allowed until a provider''s response headers [default: 5m]'
+            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
+            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
+            cand --metrics 'Serve Prometheus metrics at /metrics on the main listener'
+            cand --print-config 'Print the settings in effect (defaults, relayapi.toml, environment and flags merged) as relayapi.toml would hold them, and exit'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'relayapi;help'= {
             cand keygen 'Create the server''s P-256 key pair (or rotate it, or list the key ring)'
             cand token 'Issue, list, show and revoke tokens'
-            cand serve 'Run the relay: open tokens, check them, count calls, forward to the provider'
             cand issuer 'Register, list and revoke issuers (backends that mint signed tokens offline)'
             cand usage 'Report usage per token, model or day'
             cand migrate 'Apply pending database migrations, or list their status'
             cand providers 'List the providers the relay knows, with base URL and auth style'
             cand completions 'Print a shell completion script'
+            cand serve 'Run the relay: open tokens, check them, count calls, forward to the provider'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'relayapi;help;keygen'= {
@@ -306,8 +307,6 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         }
         &'relayapi;help;token;revoke'= {
         }
-        &'relayapi;help;serve'= {
-        }
         &'relayapi;help;issuer'= {
             cand add 'Register a backend that mints signed tokens offline, with its caps'
             cand list 'List issuers'
@@ -326,6 +325,8 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         &'relayapi;help;providers'= {
         }
         &'relayapi;help;completions'= {
+        }
+        &'relayapi;help;serve'= {
         }
         &'relayapi;help;help'= {
         }

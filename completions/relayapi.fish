@@ -31,12 +31,12 @@ complete -c relayapi -n "__fish_relayapi_needs_command" -s h -l help -d 'Print h
 complete -c relayapi -n "__fish_relayapi_needs_command" -s V -l version -d 'Print version'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "keygen" -d 'Create the server\'s P-256 key pair (or rotate it, or list the key ring)'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "token" -d 'Issue, list, show and revoke tokens'
-complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "serve" -d 'Run the relay: open tokens, check them, count calls, forward to the provider'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "issuer" -d 'Register, list and revoke issuers (backends that mint signed tokens offline)'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "usage" -d 'Report usage per token, model or day'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "migrate" -d 'Apply pending database migrations, or list their status'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "providers" -d 'List the providers the relay knows, with base URL and auth style'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "serve" -d 'Run the relay: open tokens, check them, count calls, forward to the provider'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
@@ -129,23 +129,6 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "update" -d 'Change a token\'s limits and policies (seen by running relays within a second)'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a token: the relay refuses it from then on'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l listen -d 'Address to listen on [default: 127.0.0.1:8080]' -r
-complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l max-body -d 'Largest request body accepted, like 32MiB [default: 32MiB]' -r
-complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l max-body-memory -d 'Most memory the bodies of all requests in flight may hold together; past it a request gets 503 relay_busy [default: 256MiB]' -r
-complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l connect-timeout -d 'Time allowed to connect to a provider [default: 10s]' -r
-complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l upstream-timeout -d 'Time allowed until a provider\'s response headers [default: 300s]' -r
-complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l idle-timeout -d 'Longest pause between two chunks of a response; no limit on a whole stream [default: 120s]' -r
-complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l client-timeout -d 'Time a client has to send a request\'s headers, and again its body [default: 30s]' -r
-complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l grace-period -d 'How long in-flight requests may finish after SIGINT/SIGTERM [default: 30s]' -r
-complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l trusted-proxy -d 'Proxy whose X-Forwarded-For is believed for --ip policies (repeatable CIDR)' -r
-complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l metrics-listen -d 'Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)' -r
-complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l admin-token-env -d 'Enable the admin API, with the secret read from this environment variable' -r
-complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l admin-listen -d 'Serve the admin API on its own address (e.g. 127.0.0.1:8081) instead of the main one' -r
-complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
-complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
-complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
-complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l metrics -d 'Serve Prometheus metrics at /metrics on the main listener'
-complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and not __fish_seen_subcommand_from add list revoke help" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and not __fish_seen_subcommand_from add list revoke help" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and not __fish_seen_subcommand_from add list revoke help" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
@@ -210,15 +193,33 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand completions" -l data-d
 complete -c relayapi -n "__fish_relayapi_using_subcommand completions" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
 complete -c relayapi -n "__fish_relayapi_using_subcommand completions" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve issuer usage migrate providers completions help" -f -a "keygen" -d 'Create the server\'s P-256 key pair (or rotate it, or list the key ring)'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve issuer usage migrate providers completions help" -f -a "token" -d 'Issue, list, show and revoke tokens'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve issuer usage migrate providers completions help" -f -a "serve" -d 'Run the relay: open tokens, check them, count calls, forward to the provider'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve issuer usage migrate providers completions help" -f -a "issuer" -d 'Register, list and revoke issuers (backends that mint signed tokens offline)'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve issuer usage migrate providers completions help" -f -a "usage" -d 'Report usage per token, model or day'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve issuer usage migrate providers completions help" -f -a "migrate" -d 'Apply pending database migrations, or list their status'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve issuer usage migrate providers completions help" -f -a "providers" -d 'List the providers the relay knows, with base URL and auth style'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve issuer usage migrate providers completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token serve issuer usage migrate providers completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l trusted-proxy -d 'Proxy whose X-Forwarded-For is believed for --ip policies (repeatable CIDR)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l metrics-listen -d 'Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l admin-token-env -d 'Enable the admin API, with the secret read from this environment variable' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l admin-listen -d 'Serve the admin API on its own address (e.g. 127.0.0.1:8081) instead of the main one' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l client-timeout -d 'Time a client has to send a request\'s headers, and again its body [default: 30s]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l connect-timeout -d 'Time allowed to connect to a provider [default: 10s]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l grace-period -d 'How long in-flight requests may finish after SIGINT/SIGTERM [default: 30s]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l idle-timeout -d 'Longest pause between two chunks of a response; no limit on a whole stream [default: 2m]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l listen -d 'Address to listen on [default: 127.0.0.1:8080]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l max-body -d 'Largest request body accepted, like 32MiB [default: 32MiB]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l max-body-memory -d 'Most memory the bodies of all requests in flight may hold together; past it a request gets 503 relay_busy [default: 256MiB]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l upstream-timeout -d 'Time allowed until a provider\'s response headers [default: 5m]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l metrics -d 'Serve Prometheus metrics at /metrics on the main listener'
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l print-config -d 'Print the settings in effect (defaults, relayapi.toml, environment and flags merged) as relayapi.toml would hold them, and exit'
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage migrate providers completions serve help" -f -a "keygen" -d 'Create the server\'s P-256 key pair (or rotate it, or list the key ring)'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage migrate providers completions serve help" -f -a "token" -d 'Issue, list, show and revoke tokens'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage migrate providers completions serve help" -f -a "issuer" -d 'Register, list and revoke issuers (backends that mint signed tokens offline)'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage migrate providers completions serve help" -f -a "usage" -d 'Report usage per token, model or day'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage migrate providers completions serve help" -f -a "migrate" -d 'Apply pending database migrations, or list their status'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage migrate providers completions serve help" -f -a "providers" -d 'List the providers the relay knows, with base URL and auth style'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage migrate providers completions serve help" -f -a "completions" -d 'Print a shell completion script'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage migrate providers completions serve help" -f -a "serve" -d 'Run the relay: open tokens, check them, count calls, forward to the provider'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage migrate providers completions serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c relayapi -n "__fish_relayapi_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "issue" -d 'Issue a token that seals a provider API key'
 complete -c relayapi -n "__fish_relayapi_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "list" -d 'List tokens (active and exhausted; --all adds revoked and expired)'
 complete -c relayapi -n "__fish_relayapi_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "show" -d 'Show one token'

@@ -1,5 +1,3 @@
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    relayapi::cli::main(relayapi::cli::Cli::parse())
+    relayapi::cli::main(relayapi::cli::parse())
 }

@@ -502,6 +502,87 @@ fn config_file_env_and_flags_layer_in_order() {
     );
 }
 
+/// `serve --print-config`, read back as TOML.
+fn effective_config(cmd: &mut assert_cmd::Command) -> toml::Table {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    toml::from_str(&stdout(&out)).expect("print-config prints TOML")
+}
+
+#[test]
+fn serve_settings_layer_defaults_file_environment_flags() {
+    let env = TestEnv::sqlite();
+    let defaults = effective_config(env.cmd().args(["serve", "--print-config"]));
+    std::fs::write(
+        env.dir.path().join("relayapi.toml"),
+        "max_body = \"1MiB\"\nidle_timeout = \"5s\"\nlisten = \"127.0.0.1:9999\"\n\
+         trusted_proxies = [\"10.0.0.1\"]\n",
+    )
+    .unwrap();
+    let layered = effective_config(
+        env.cmd()
+            .env("RELAYAPI_IDLE_TIMEOUT", "7s")
+            .env("RELAYAPI_LISTEN", "127.0.0.1:8888")
+            .args(["serve", "--print-config", "--listen", "127.0.0.1:7777"]),
+    );
+    let value = |t: &toml::Table, key: &str| t.get(key).map(|v| v.to_string());
+    assert_eq!(
+        value(&layered, "max_body").as_deref(),
+        Some("\"1MiB\""),
+        "the file"
+    );
+    assert_eq!(
+        value(&layered, "idle_timeout").as_deref(),
+        Some("\"7s\""),
+        "the environment"
+    );
+    assert_eq!(
+        value(&layered, "listen").as_deref(),
+        Some("\"127.0.0.1:7777\""),
+        "the flag"
+    );
+    assert_eq!(
+        value(&layered, "trusted_proxies").as_deref(),
+        Some("[\"10.0.0.1/32\"]")
+    );
+    assert_eq!(
+        value(&layered, "client_timeout"),
+        value(&defaults, "client_timeout"),
+        "the default"
+    );
+
+    // Every default `--help` names is the one in effect without a file.
+    let help = stdout(&env.cmd().args(["serve", "--help"]).output().unwrap());
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut checked = 0;
+    // (The data dir and database are set by the test environment, not defaults.)
+    for (key, value) in defaults.iter().filter(|(k, _)| !k.starts_with("data")) {
+        let Some(value) = value.as_str() else {
+            continue;
+        };
+        let flag = format!("--{} <", key.replace('_', "-"));
+        let Some(at) = help.find(&flag) else { continue };
+        let text = &help[at..];
+        let end = text[2..].find(" --").map_or(text.len(), |i| i + 2);
+        assert!(
+            text[..end].contains(&format!("[default: {value}]")),
+            "{key}: {}",
+            &text[..end]
+        );
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} defaults found in --help");
+
+    std::fs::write(
+        env.dir.path().join("relayapi.toml"),
+        "max_body = \"lots\"\n",
+    )
+    .unwrap();
+    fails_with(&env, &["serve", "--print-config"], "max_body (from");
+    std::fs::write(env.dir.path().join("relayapi.toml"), "listne = 1\n").unwrap();
+    fails_with(&env, &["serve"], "listne");
+}
+
 #[test]
 fn providers_lists_the_registry() {
     let env = TestEnv::sqlite();

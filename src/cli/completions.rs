@@ -1,7 +1,5 @@
-use clap::{Args, CommandFactory};
+use clap::Args;
 use clap_complete::Shell;
-
-use super::Cli;
 
 #[derive(Debug, Args)]
 pub struct CompletionsCmd {
@@ -20,6 +18,6 @@ impl CompletionsCmd {
 /// The completion script for one shell, as committed under `completions/`.
 pub fn script(shell: Shell) -> String {
     let mut out = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "relayapi", &mut out);
+    clap_complete::generate(shell, &mut super::command(), "relayapi", &mut out);
     String::from_utf8(out).expect("completion scripts are UTF-8")
 }

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueHint};
 
-use crate::config::{FileConfig, Settings, redact_url};
+use crate::config::{CliLayer, Config, Settings, redact_url};
 use crate::crypto::KeyRing;
 use crate::store::{Migrations, Store};
 
@@ -40,18 +40,23 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+/// The settings every command takes; serialized (unset ones left out) as a layer of the
+/// configuration.
+#[derive(Debug, Args, serde::Serialize)]
 pub struct GlobalArgs {
     /// Folder for the key ring and the default SQLite database [default: the platform's
     /// data directory for relayapi]
     #[arg(long, global = true, env = "RELAYAPI_DATA_DIR", value_hint = ValueHint::DirPath)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     /// Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the
     /// data dir]
     #[arg(long, global = true, env = "RELAYAPI_DATABASE_URL", hide_env_values = true, value_hint = ValueHint::Url)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
     /// TOML file with the same settings [default: ./relayapi.toml when present]
     #[arg(long, global = true, env = "RELAYAPI_CONFIG", value_hint = ValueHint::FilePath)]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
 }
 
@@ -75,6 +80,28 @@ pub enum Command {
     Providers(providers::ProvidersCmd),
     /// Print a shell completion script
     Completions(completions::CompletionsCmd),
+}
+
+/// The command line as `--help` shows it: each setting's default from [`Config::default`].
+pub fn command() -> clap::Command {
+    let defaults = Config::default_texts();
+    <Cli as clap::CommandFactory>::command().mut_subcommand("serve", |mut serve| {
+        for (key, text) in &defaults {
+            if serve.get_arguments().any(|a| a.get_id() == key.as_str()) {
+                serve = serve.mut_arg(key.as_str(), |arg| {
+                    let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                    arg.help(format!("{help} [default: {text}]"))
+                });
+            }
+        }
+        serve
+    })
+}
+
+/// Parses the process's arguments (exits with clap's message when they are wrong).
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit())
 }
 
 /// Runs the CLI and maps any error to one line on stderr and exit code 1.
@@ -118,7 +145,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Providers(cmd) = &cli.command {
         return cmd.run();
     }
-    let ctx = Context::new(&cli.global)?;
+    let mut layers: Vec<&dyn CliLayer> = vec![&cli.global];
+    if let Command::Serve(cmd) = &cli.command {
+        layers.push(cmd);
+    }
+    let ctx = Context::new(cli.global.config.as_deref(), &layers)?;
     match cli.command {
         Command::Keygen(cmd) => cmd.run(&ctx),
         Command::Token(cmd) => cmd.run(&ctx).await,
@@ -130,18 +161,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// What a command needs from the global settings.
+/// What a command needs from the settings.
 pub struct Context {
     pub settings: Settings,
-    pub file: FileConfig,
+    pub config: Config,
 }
 
 impl Context {
-    fn new(global: &GlobalArgs) -> anyhow::Result<Self> {
-        let file = FileConfig::load(global.config.as_deref())?;
-        let settings =
-            Settings::resolve(global.data_dir.clone(), global.database_url.clone(), &file)?;
-        Ok(Self { settings, file })
+    fn new(file: Option<&std::path::Path>, layers: &[&dyn CliLayer]) -> anyhow::Result<Self> {
+        let config = Config::load(file, layers)?;
+        let settings = Settings::resolve(&config)?;
+        Ok(Self { settings, config })
     }
 
     fn ensure_data_dir(&self) -> anyhow::Result<()> {

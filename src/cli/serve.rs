@@ -1,68 +1,83 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use clap::Args;
+use serde::Serialize;
 
 use super::Context;
-use crate::config::parse_size;
+use crate::config::{ByteSize, Config, Span};
 use crate::secret::SecretString;
 use crate::server::{self, AppState, ServeConfig};
-use crate::service::parse_duration;
 
-#[derive(Debug, Args)]
+/// `serve`'s flags, each also read from its environment variable. Unset ones are left to
+/// `relayapi.toml` and then to the defaults ([`Config`]); `--help` shows those defaults.
+#[derive(Debug, Args, Serialize)]
 pub struct ServeCmd {
-    /// Address to listen on [default: 127.0.0.1:8080]
+    /// Address to listen on
     #[arg(long, env = "RELAYAPI_LISTEN", value_name = "ADDR")]
-    listen: Option<String>,
-    /// Largest request body accepted, like 32MiB [default: 32MiB]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<SocketAddr>,
+    /// Largest request body accepted, like 32MiB
     #[arg(long, env = "RELAYAPI_MAX_BODY", value_name = "SIZE")]
-    max_body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_body: Option<ByteSize>,
     /// Most memory the bodies of all requests in flight may hold together; past it a
-    /// request gets 503 relay_busy [default: 256MiB]
+    /// request gets 503 relay_busy
     #[arg(long, env = "RELAYAPI_MAX_BODY_MEMORY", value_name = "SIZE")]
-    max_body_memory: Option<String>,
-    /// Time allowed to connect to a provider [default: 10s]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_body_memory: Option<ByteSize>,
+    /// Time allowed to connect to a provider
     #[arg(long, env = "RELAYAPI_CONNECT_TIMEOUT", value_name = "DURATION")]
-    connect_timeout: Option<String>,
-    /// Time allowed until a provider's response headers [default: 300s]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connect_timeout: Option<Span>,
+    /// Time allowed until a provider's response headers
     #[arg(long, env = "RELAYAPI_UPSTREAM_TIMEOUT", value_name = "DURATION")]
-    upstream_timeout: Option<String>,
-    /// Longest pause between two chunks of a response; no limit on a whole stream [default: 120s]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_timeout: Option<Span>,
+    /// Longest pause between two chunks of a response; no limit on a whole stream
     #[arg(long, env = "RELAYAPI_IDLE_TIMEOUT", value_name = "DURATION")]
-    idle_timeout: Option<String>,
-    /// Time a client has to send a request's headers, and again its body [default: 30s]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idle_timeout: Option<Span>,
+    /// Time a client has to send a request's headers, and again its body
     #[arg(long, env = "RELAYAPI_CLIENT_TIMEOUT", value_name = "DURATION")]
-    client_timeout: Option<String>,
-    /// How long in-flight requests may finish after SIGINT/SIGTERM [default: 30s]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_timeout: Option<Span>,
+    /// How long in-flight requests may finish after SIGINT/SIGTERM
     #[arg(long, env = "RELAYAPI_GRACE_PERIOD", value_name = "DURATION")]
-    grace_period: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grace_period: Option<Span>,
     /// Proxy whose X-Forwarded-For is believed for --ip policies (repeatable CIDR)
     #[arg(
         long = "trusted-proxy",
         env = "RELAYAPI_TRUSTED_PROXIES",
         value_delimiter = ',',
-        value_name = "CIDR"
+        value_name = "CIDR",
+        value_parser = crate::config::parse_ip_range
     )]
-    trusted_proxies: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    trusted_proxies: Vec<ipnet::IpNet>,
     /// Serve Prometheus metrics at /metrics on the main listener
     #[arg(long, env = "RELAYAPI_METRICS")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     metrics: bool,
     /// Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)
     #[arg(long, env = "RELAYAPI_METRICS_LISTEN", value_name = "ADDR")]
-    metrics_listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_listen: Option<SocketAddr>,
     /// Enable the admin API, with the secret read from this environment variable
     #[arg(long, env = "RELAYAPI_ADMIN_TOKEN_ENV", value_name = "VAR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     admin_token_env: Option<String>,
     /// Serve the admin API on its own address (e.g. 127.0.0.1:8081) instead of the main one
-    #[arg(
-        long,
-        env = "RELAYAPI_ADMIN_LISTEN",
-        value_name = "ADDR",
-        requires = "admin_token_env"
-    )]
-    admin_listen: Option<String>,
+    #[arg(long, env = "RELAYAPI_ADMIN_LISTEN", value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_listen: Option<SocketAddr>,
+    /// Print the settings in effect (defaults, relayapi.toml, environment and flags
+    /// merged) as relayapi.toml would hold them, and exit
+    #[arg(long)]
+    #[serde(skip)]
+    print_config: bool,
 }
 
 /// Shortest admin secret accepted: guessing it must be hopeless.
@@ -80,140 +95,44 @@ fn admin_secret(var: &str) -> anyhow::Result<SecretString> {
     Ok(secret)
 }
 
-fn parse_addr(flag: &str, value: &str) -> anyhow::Result<SocketAddr> {
-    value
-        .parse()
-        .map_err(|_| anyhow!("--{flag}: {value:?} is not an address like 127.0.0.1:8080"))
-}
-
-struct Listeners {
-    main: SocketAddr,
-    metrics: Option<SocketAddr>,
-    admin: Option<SocketAddr>,
-    config: ServeConfig,
-}
-
-fn duration(
-    name: &str,
-    flag: &Option<String>,
-    file: &Option<String>,
-    default: Duration,
-) -> anyhow::Result<Duration> {
-    match flag.as_ref().or(file.as_ref()) {
-        None => Ok(default),
-        Some(s) => parse_duration(s)
-            .map_err(|m| anyhow!("--{name}: {m}"))?
-            .to_std()
-            .map_err(|_| anyhow!("--{name}: out of range")),
+/// The relay's settings, from the merged configuration.
+fn serve_config(config: &Config) -> anyhow::Result<ServeConfig> {
+    if config.admin_listen.is_some() && config.admin_token_env.is_none() {
+        anyhow::bail!("--admin-listen needs --admin-token-env: the admin API has no secret");
     }
+    Ok(ServeConfig {
+        max_body: config.max_body.0,
+        max_body_memory: config.max_body_memory.0,
+        connect_timeout: config.connect_timeout.0,
+        upstream_timeout: config.upstream_timeout.0,
+        idle_timeout: config.idle_timeout.0,
+        client_timeout: config.client_timeout.0,
+        grace_period: config.grace_period.0,
+        trusted_proxies: config.trusted_proxies.clone(),
+        metrics_route: config.metrics_listen.is_none() && config.metrics,
+        admin_secret: config
+            .admin_token_env
+            .as_deref()
+            .map(admin_secret)
+            .transpose()?
+            .map(Arc::new),
+        admin_route: config.admin_listen.is_none(),
+        ..ServeConfig::default()
+    })
 }
 
 impl ServeCmd {
-    fn config(&self, ctx: &Context) -> anyhow::Result<Listeners> {
-        let file = &ctx.file;
-        let defaults = ServeConfig::default();
-        let listen = self
-            .listen
-            .clone()
-            .or_else(|| file.listen.clone())
-            .unwrap_or_else(|| "127.0.0.1:8080".to_string());
-        let listen = parse_addr("listen", &listen)?;
-        let metrics_listen = self
-            .metrics_listen
-            .clone()
-            .or_else(|| file.metrics_listen.clone())
-            .map(|a| parse_addr("metrics-listen", &a))
-            .transpose()?;
-        let proxies = if self.trusted_proxies.is_empty() {
-            file.trusted_proxies.clone().unwrap_or_default()
-        } else {
-            self.trusted_proxies.clone()
-        };
-        let trusted_proxies = proxies
-            .iter()
-            .map(|p| crate::policy::parse_ip_range(p).map_err(|e| anyhow!("--trusted-proxy: {e}")))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let max_body = match self.max_body.as_ref().or(file.max_body.as_ref()) {
-            None => defaults.max_body,
-            Some(s) => parse_size(s).map_err(|m| anyhow!("--max-body: {m}"))?,
-        };
-        let max_body_memory = match self
-            .max_body_memory
-            .as_ref()
-            .or(file.max_body_memory.as_ref())
-        {
-            None => defaults.max_body_memory,
-            Some(s) => parse_size(s).map_err(|m| anyhow!("--max-body-memory: {m}"))?,
-        };
-        if max_body_memory < max_body {
-            return Err(anyhow!(
-                "--max-body-memory ({max_body_memory} bytes) is smaller than --max-body ({max_body} bytes): no body that large could ever be read"
-            ));
-        }
-        let config = ServeConfig {
-            max_body,
-            max_body_memory,
-            connect_timeout: duration(
-                "connect-timeout",
-                &self.connect_timeout,
-                &file.connect_timeout,
-                defaults.connect_timeout,
-            )?,
-            upstream_timeout: duration(
-                "upstream-timeout",
-                &self.upstream_timeout,
-                &file.upstream_timeout,
-                defaults.upstream_timeout,
-            )?,
-            idle_timeout: duration(
-                "idle-timeout",
-                &self.idle_timeout,
-                &file.idle_timeout,
-                defaults.idle_timeout,
-            )?,
-            client_timeout: duration(
-                "client-timeout",
-                &self.client_timeout,
-                &file.client_timeout,
-                defaults.client_timeout,
-            )?,
-            grace_period: duration(
-                "grace-period",
-                &self.grace_period,
-                &file.grace_period,
-                defaults.grace_period,
-            )?,
-            trusted_proxies,
-            metrics_route: metrics_listen.is_none() && (self.metrics || file.metrics == Some(true)),
-            usage_queue: defaults.usage_queue,
-            admin_secret: self
-                .admin_token_env
-                .as_deref()
-                .map(admin_secret)
-                .transpose()?
-                .map(Arc::new),
-            admin_route: self.admin_listen.is_none(),
-        };
-        let admin_listen = self
-            .admin_listen
-            .as_deref()
-            .map(|a| parse_addr("admin-listen", a))
-            .transpose()?;
-        Ok(Listeners {
-            main: listen,
-            metrics: metrics_listen,
-            admin: admin_listen,
-            config,
-        })
-    }
-
     pub async fn run(&self, ctx: &Context) -> anyhow::Result<()> {
-        let Listeners {
-            main: listen,
-            metrics: metrics_listen,
-            admin: admin_listen,
-            config,
-        } = self.config(ctx)?;
+        if self.print_config {
+            print!("{}", ctx.config.to_toml());
+            return Ok(());
+        }
+        let (listen, metrics_listen, admin_listen) = (
+            ctx.config.listen,
+            ctx.config.metrics_listen,
+            ctx.config.admin_listen,
+        );
+        let config = serve_config(&ctx.config)?;
         let admin_secret = config.admin_secret.clone();
         let ring = ctx.keyring_or_create()?;
         let store = ctx
