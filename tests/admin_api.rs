@@ -1,6 +1,7 @@
 //! The admin HTTP API against the real server, store and mock upstream.
 
 use crate::common;
+use common::TEST_KEY as KEY;
 
 use std::sync::Arc;
 
@@ -11,7 +12,6 @@ use relayapi::server::ServeConfig;
 use serde_json::{Value, json};
 
 const ADMIN: &str = "admin-secret-0123456789abcdef-XYZ";
-const KEY: &str = "sk-real-UPSTREAMKEY-0123456789abcdef";
 
 fn admin_config() -> ServeConfig {
     ServeConfig {

@@ -2,13 +2,12 @@
 //! PostgreSQL.
 
 use crate::common;
+use common::TEST_KEY as API_KEY;
 
 use std::os::unix::fs::PermissionsExt;
 
 use common::{TestEnv, cell, contains, parse_table, stderr, stdout};
 use serde_json::Value;
-
-const API_KEY: &str = "sk-test-SECRETKEY-0123456789abcdef";
 
 fn json(out: &std::process::Output) -> Value {
     assert!(out.status.success(), "command failed: {}", stderr(out));

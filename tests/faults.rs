@@ -4,6 +4,7 @@
 //! and a relay killed with SIGKILL under load.
 
 use crate::common;
+use common::TEST_KEY as KEY;
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use relayapi::server::ServeConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const KEY: &str = "sk-real-FAULTKEY-0123456789abcdef";
+const CHAT_PATH: &str = "/v1/chat/completions";
 const CHAT: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
 
 fn quick() -> ServeConfig {
@@ -28,11 +29,8 @@ fn quick() -> ServeConfig {
     }
 }
 
-async fn post(relay: &TestRelay, token: &str, body: &str) -> reqwest::Response {
-    post_at(&relay.url, token, body).await
-}
-
-/// `post` to a relay known by its URL (a `serve` process, or from a spawned task).
+/// [`TestRelay::post`] to a relay known by its URL (a `serve` process, or from a spawned
+/// task).
 async fn post_at(relay_url: &str, token: &str, body: &str) -> reqwest::Response {
     http()
         .post(format!("{relay_url}/v1/chat/completions"))
@@ -47,7 +45,13 @@ async fn post_at(relay_url: &str, token: &str, body: &str) -> reqwest::Response 
 /// Posts `body` and checks that it is refused with `status` and `code`, with neither the
 /// upstream key nor the token anywhere in the answer.
 async fn assert_call_refused(relay: &TestRelay, token: &str, body: &str, status: u16, code: &str) {
-    assert_refusal(post(relay, token, body).await, status, code, &[KEY, token]).await;
+    assert_refusal(
+        relay.post(token, CHAT_PATH, body).await,
+        status,
+        code,
+        &[KEY, token],
+    )
+    .await;
 }
 
 /// A fresh SQLite installation with one token for `upstream` (plus `extra` issue flags),
@@ -135,7 +139,7 @@ async fn an_upstream_that_closes_mid_response_cuts_the_clients_response_too() {
     })
     .await;
     let (env, id, token, relay) = relay_for(&upstream.url, &[]).await;
-    let response = post(&relay, &token, CHAT).await;
+    let response = relay.post(&token, CHAT_PATH, CHAT).await;
     assert_eq!(response.status(), 200);
     // The client must see an error, never a short body passed off as complete.
     assert!(
@@ -177,7 +181,7 @@ async fn malformed_sse_passes_through_byte_for_byte_and_counts_nothing_wrong() {
         r#"{"model":"m","stream":true}"#,
         r#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#,
     ] {
-        let response = post(&relay, &token, body).await;
+        let response = relay.post(&token, CHAT_PATH, body).await;
         assert_eq!(response.status(), 200);
         let received = response.bytes().await.expect("a whole stream");
         assert!(
@@ -218,7 +222,7 @@ async fn an_endless_stream_ends_when_the_client_leaves_and_frees_its_slot() {
     .await;
     let (env, id, token, relay) = relay_for(&upstream.url, &["--concurrency", "1"]).await;
     let body = r#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#;
-    let mut response = post(&relay, &token, body).await;
+    let mut response = relay.post(&token, CHAT_PATH, body).await;
     let mut got = 0;
     while got < 4096 {
         got += response.chunk().await.unwrap().expect("more events").len();
@@ -233,7 +237,7 @@ async fn an_endless_stream_ends_when_the_client_leaves_and_frees_its_slot() {
     let row = usage_of(&env, &id, 1).await;
     assert_eq!(row.aborted, 1);
     // And the slot is free again.
-    let again = post(&relay, &token, body).await;
+    let again = relay.post(&token, CHAT_PATH, body).await;
     assert_eq!(again.status(), 200);
     drop(again);
     relay.stop().await;
@@ -273,7 +277,7 @@ async fn a_slow_upstream_byte_by_byte_arrives_whole_and_is_read_for_usage() {
     })
     .await;
     let (env, id, token, relay) = relay_for(&upstream.url, &[]).await;
-    let response = post(&relay, &token, CHAT).await;
+    let response = relay.post(&token, CHAT_PATH, CHAT).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), CHAT_JSON);
     let row = usage_of(&env, &id, 1).await;
@@ -572,7 +576,7 @@ async fn a_briefly_locked_sqlite_file_defers_counts_without_stalling_the_relay()
     })
     .await;
     for (id, token) in [(&limited, &limited_token), (&unlimited, &unlimited_token)] {
-        assert_eq!(post(&relay, token, CHAT).await.status(), 200);
+        assert_eq!(relay.post(token, CHAT_PATH, CHAT).await.status(), 200);
         usage_of(&env, id, 1).await;
     }
     assert_eq!(stats().inline, 2, "{:?}", stats());

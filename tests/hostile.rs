@@ -3,6 +3,7 @@
 //! limit once slipped (docs/security.md, "Findings") and checks it now holds.
 
 use crate::common;
+use common::TEST_KEY as KEY;
 
 use std::io::Read;
 use std::time::Duration;
@@ -11,8 +12,6 @@ use common::mock::{BIG_TOTAL_TOKENS, CHAT_JSON, MockUpstream};
 use common::*;
 use relayapi::server::ServeConfig;
 use serde_json::{Value, json};
-
-const KEY: &str = "sk-hostile-test-key-0123456789abcdef";
 
 struct Setup {
     env: TestEnv,

@@ -1,6 +1,7 @@
 //! Issuer-signed tokens: minted offline, accepted within the issuer's caps, counted exactly.
 
 use crate::common;
+use common::TEST_KEY as KEY;
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
@@ -14,8 +15,6 @@ use relayapi::server::ServeConfig;
 use relayapi::token::TokenId;
 use relayapi::token::signed::{SignedClaims, mint};
 use serde_json::Value;
-
-const KEY: &str = "sk-real-UPSTREAMKEY-0123456789abcdef";
 
 struct Setup {
     env: TestEnv,

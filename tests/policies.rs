@@ -1,6 +1,7 @@
 //! Per-token policies, enforced by the real relay against a recording mock upstream.
 
 use crate::common;
+use common::TEST_KEY as KEY;
 
 use std::time::{Duration, Instant};
 
@@ -8,8 +9,6 @@ use common::mock::MockUpstream;
 use common::{TestEnv, TestRelay, cli_async, http, issue_async};
 use relayapi::server::ServeConfig;
 use serde_json::Value;
-
-const KEY: &str = "sk-real-UPSTREAMKEY-0123456789abcdef";
 
 async fn refusal(r: reqwest::Response) -> (u16, String, reqwest::header::HeaderMap) {
     let status = r.status().as_u16();
@@ -330,24 +329,11 @@ async fn requests_per_minute_with_retry_after() {
     let mock = MockUpstream::start().await;
     let (id, token) = issue_async(&env, KEY, &["--upstream", &mock.url, "--rpm", "3"]).await;
     let relay = TestRelay::start(&env, ServeConfig::default()).await;
-    let c = http();
     for _ in 0..3 {
-        let r = c
-            .post(format!("{}/v1/chat/completions", relay.url))
-            .bearer_auth(&token)
-            .body(chat("m"))
-            .send()
-            .await
-            .unwrap();
+        let r = relay.post(&token, "/v1/chat/completions", &chat("m")).await;
         assert_eq!(r.status(), 200);
     }
-    let r = c
-        .post(format!("{}/v1/chat/completions", relay.url))
-        .bearer_auth(&token)
-        .body(chat("m"))
-        .send()
-        .await
-        .unwrap();
+    let r = relay.post(&token, "/v1/chat/completions", &chat("m")).await;
     let (s, code, headers) = refusal(r).await;
     assert_eq!((s, code.as_str()), (429, "rate_limited"));
     let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
@@ -362,35 +348,22 @@ async fn concurrency_counts_streams_until_they_end() {
     let mock = MockUpstream::start().await;
     let (_, token) = issue_async(&env, KEY, &["--upstream", &mock.url, "--concurrency", "1"]).await;
     let relay = TestRelay::start(&env, ServeConfig::default()).await;
-    let c = http();
-    let mut stream = c
-        .post(format!("{}/v1/chat/completions", relay.url))
-        .bearer_auth(&token)
-        .body(r#"{"model":"m","stream":true}"#)
-        .send()
-        .await
-        .unwrap();
-    stream.chunk().await.unwrap().unwrap();
-    let second = c
-        .post(format!("{}/v1/chat/completions", relay.url))
-        .bearer_auth(&token)
-        .body(chat("m"))
-        .send()
-        .await
-        .unwrap();
+    let mut stream = relay
+        .stream(
+            &token,
+            "/v1/chat/completions",
+            r#"{"model":"m","stream":true}"#,
+        )
+        .await;
+    stream.next().await.expect("a first event");
+    let second = relay.post(&token, "/v1/chat/completions", &chat("m")).await;
     let (s, code, _) = refusal(second).await;
     assert_eq!((s, code.as_str()), (429, "too_many_concurrent_requests"));
     mock.release();
-    while stream.chunk().await.unwrap().is_some() {}
+    stream.rest().await;
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
-        let r = c
-            .post(format!("{}/v1/chat/completions", relay.url))
-            .bearer_auth(&token)
-            .body(chat("m"))
-            .send()
-            .await
-            .unwrap();
+        let r = relay.post(&token, "/v1/chat/completions", &chat("m")).await;
         if r.status() == 200 {
             break;
         }
@@ -525,13 +498,16 @@ async fn token_update_takes_effect_while_serving() {
     let mock = MockUpstream::start().await;
     let (id, token) = issue_async(&env, KEY, &["--upstream", &mock.url, "--model", "a"]).await;
     let relay = TestRelay::start(&env, ServeConfig::default()).await;
-    let c = http();
     let status = |model: &'static str| {
-        let req = c
-            .post(format!("{}/v1/chat/completions", relay.url))
-            .bearer_auth(&token)
-            .body(chat(model));
-        async move { req.send().await.unwrap().status().as_u16() }
+        let (relay, token) = (&relay, &token);
+        async move {
+            let body = chat(model);
+            relay
+                .post(token, "/v1/chat/completions", &body)
+                .await
+                .status()
+                .as_u16()
+        }
     };
     assert_eq!(status("a").await, 200);
     assert_eq!(status("b").await, 403);

@@ -5,31 +5,61 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::mock::{CHAT_JSON, FIRST_EVENT, MockUpstream, REST_EVENTS};
-use common::{TestEnv, TestRelay, assert_refusal, cli_async, http, issue_async, used_calls};
+use common::{
+    TEST_KEY as KEY, TestEnv, TestRelay, assert_refusal, cli_async, http, issue_async, used_calls,
+};
 use relayapi::server::ServeConfig;
-
-const KEY: &str = "sk-real-UPSTREAMKEY-0123456789abcdef";
 
 fn chat_body(model: &str) -> String {
     format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#)
 }
 
-async fn setup(args: &[&str]) -> (TestEnv, MockUpstream, String, String) {
+/// A relay on a fresh SQLite installation, in front of a recording mock, with one token
+/// for the mock.
+struct Setup {
+    env: TestEnv,
+    relay: TestRelay,
+    mock: MockUpstream,
+    id: String,
+    token: String,
+}
+
+/// [`Setup`] with the default settings and a token issued with `args`.
+async fn setup(args: &[&str]) -> Setup {
+    setup_with(ServeConfig::default(), args).await
+}
+
+async fn setup_with(config: ServeConfig, args: &[&str]) -> Setup {
     let env = TestEnv::sqlite();
     let mock = MockUpstream::start().await;
+    let relay = TestRelay::start(&env, config).await;
     let mut all = vec!["--upstream", mock.url.as_str()];
     all.extend_from_slice(args);
-    let (id, token) = issue_async(&env, KEY, &all).await;
-    (env, mock, id, token)
+    let (id, token) = relay.issue(&all).await;
+    Setup {
+        env,
+        relay,
+        mock,
+        id,
+        token,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_call_carries_the_real_key_and_never_the_token() {
-    let (env, mock, _id, token) = setup(&[]).await;
-    let relay = TestRelay::start(&env, ServeConfig::default()).await;
-    let response = http()
-        .post(format!("{}/v1/chat/completions?api-version=1", relay.url))
-        .bearer_auth(&token)
+    let Setup {
+        env: _env,
+        relay,
+        mock,
+        id: _,
+        token,
+    } = setup(&[]).await;
+    let response = relay
+        .request(
+            reqwest::Method::POST,
+            "/v1/chat/completions?api-version=1",
+            &token,
+        )
         .header("origin", "https://app.example.com")
         .header("content-type", "application/json")
         .body(chat_body("gpt-4o-mini"))
@@ -191,46 +221,44 @@ async fn each_provider_style_reaches_the_right_path_with_its_auth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_pass_through_unbuffered() {
-    let (env, mock, _id, token) = setup(&[]).await;
-    let relay = TestRelay::start(&env, ServeConfig::default()).await;
-    let mut response = http()
-        .post(format!("{}/v1/chat/completions", relay.url))
-        .bearer_auth(&token)
-        .body(r#"{"model":"m","stream":true}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let Setup {
+        env: _env,
+        relay,
+        mock,
+        id: _,
+        token,
+    } = setup(&[]).await;
+    let mut stream = relay
+        .stream(
+            &token,
+            "/v1/chat/completions",
+            r#"{"model":"m","stream":true}"#,
+        )
+        .await;
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.header("content-type"), "text/event-stream");
     // The mock holds the rest until released: the first event must arrive on its own.
-    let first = tokio::time::timeout(Duration::from_secs(5), response.chunk())
-        .await
-        .expect("the first event arrived before the rest was sent")
-        .unwrap()
-        .unwrap();
+    let first = stream.next().await.expect("a first event");
     assert_eq!(first, FIRST_EVENT.as_bytes());
     mock.release();
-    let mut rest = Vec::new();
-    while let Some(chunk) = response.chunk().await.unwrap() {
-        rest.extend_from_slice(&chunk);
-    }
-    assert_eq!(rest, REST_EVENTS.as_bytes());
+    assert_eq!(stream.rest().await, REST_EVENTS.as_bytes());
     relay.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_disconnects_cancels_the_upstream_request() {
-    let (env, mock, _id, token) = setup(&[]).await;
-    let relay = TestRelay::start(&env, ServeConfig::default()).await;
-    let mut response = http()
-        .post(format!("{}/v1/chat/completions", relay.url))
-        .bearer_auth(&token)
-        .body(r#"{"stream": true}"#)
-        .send()
-        .await
-        .unwrap();
-    response.chunk().await.unwrap().unwrap();
-    drop(response);
+    let Setup {
+        env: _env,
+        relay,
+        mock,
+        id: _,
+        token,
+    } = setup(&[]).await;
+    let mut stream = relay
+        .stream(&token, "/v1/chat/completions", r#"{"stream": true}"#)
+        .await;
+    stream.next().await.expect("a first event");
+    drop(stream);
     let deadline = Instant::now() + Duration::from_secs(5);
     while mock
         .shared
@@ -249,8 +277,13 @@ async fn a_client_that_disconnects_cancels_the_upstream_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_most_max_calls_are_forwarded_under_concurrency() {
-    let (env, mock, id, token) = setup(&["--max-calls", "50"]).await;
-    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let Setup {
+        env,
+        relay,
+        mock,
+        id,
+        token,
+    } = setup(&["--max-calls", "50"]).await;
     let statuses =
         common::concurrent_statuses(std::slice::from_ref(&relay.url), &token, 200, None).await;
     assert_eq!(
@@ -270,13 +303,16 @@ async fn at_most_max_calls_are_forwarded_under_concurrency() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unlimited_tokens_are_counted_before_they_are_forwarded() {
-    let (env, mock, id, token) = setup(&[]).await;
-    let relay = TestRelay::start(&env, ServeConfig::default()).await;
-    let client = http();
+    let Setup {
+        env,
+        relay,
+        mock,
+        id,
+        token,
+    } = setup(&[]).await;
     for i in 1..=7 {
-        let r = client
-            .get(format!("{}/v1/models", relay.url))
-            .bearer_auth(&token)
+        let r = relay
+            .request(reqwest::Method::GET, "/v1/models", &token)
             .send()
             .await
             .unwrap();
@@ -295,13 +331,16 @@ async fn unlimited_tokens_are_counted_before_they_are_forwarded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_by_another_process_is_honoured_within_a_second() {
-    let (env, _mock, id, token) = setup(&[]).await;
-    let relay = TestRelay::start(&env, ServeConfig::default()).await;
-    let client = http();
+    let Setup {
+        env,
+        relay,
+        mock: _mock,
+        id,
+        token,
+    } = setup(&[]).await;
     let call = || {
-        client
-            .get(format!("{}/v1/models", relay.url))
-            .bearer_auth(&token)
+        relay
+            .request(reqwest::Method::GET, "/v1/models", &token)
             .send()
     };
     assert_eq!(call().await.unwrap().status(), 200);
@@ -481,18 +520,21 @@ async fn every_refusal_has_its_status_and_code_and_no_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_single_character_change_of_a_token_is_invalid_token() {
-    let (env, mock, _id, token) = setup(&[]).await;
-    let relay = TestRelay::start(&env, ServeConfig::default()).await;
-    let client = http();
+    let Setup {
+        env: _env,
+        relay,
+        mock,
+        id: _,
+        token,
+    } = setup(&[]).await;
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     for i in 0..token.len() {
         let mut bytes = token.as_bytes().to_vec();
         let pos = alphabet.iter().position(|&c| c == bytes[i]).unwrap_or(0);
         bytes[i] = alphabet[(pos + 7) % alphabet.len()];
         let mutated = String::from_utf8(bytes).unwrap();
-        let r = client
-            .get(format!("{}/v1/models", relay.url))
-            .bearer_auth(&mutated)
+        let r = relay
+            .request(reqwest::Method::GET, "/v1/models", &mutated)
             .send()
             .await
             .unwrap();
@@ -504,8 +546,13 @@ async fn every_single_character_change_of_a_token_is_invalid_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preflights_need_no_token_and_never_count() {
-    let (env, mock, id, _token) = setup(&["--max-calls", "3"]).await;
-    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let Setup {
+        env,
+        relay,
+        mock,
+        id,
+        token: _,
+    } = setup(&["--max-calls", "3"]).await;
     let r = http()
         .request(
             reqwest::Method::OPTIONS,
@@ -542,8 +589,13 @@ async fn preflights_need_no_token_and_never_count() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traversal_paths_are_refused() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (env, mock, _id, token) = setup(&[]).await;
-    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let Setup {
+        env: _env,
+        relay,
+        mock,
+        id: _,
+        token,
+    } = setup(&[]).await;
     let addr = relay.url.trim_start_matches("http://").to_string();
     for path in ["/v1/../admin", "/v1/%2e%2e/admin", "/v1/a%2Fb"] {
         let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -575,7 +627,7 @@ async fn health_and_readiness() {
         200
     );
     assert_eq!(
-        client
+        http()
             .get(format!("{}/readyz", relay.url))
             .send()
             .await
@@ -588,16 +640,17 @@ async fn health_and_readiness() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_stop_lets_a_stream_finish() {
-    let (env, mock, _id, token) = setup(&[]).await;
-    let mut relay = TestRelay::start(&env, ServeConfig::default()).await;
-    let mut response = http()
-        .post(format!("{}/v1/chat/completions", relay.url))
-        .bearer_auth(&token)
-        .body(r#"{"stream": true}"#)
-        .send()
-        .await
-        .unwrap();
-    response.chunk().await.unwrap().unwrap();
+    let Setup {
+        env: _env,
+        mut relay,
+        mock,
+        id: _,
+        token,
+    } = setup(&[]).await;
+    let mut stream = relay
+        .stream(&token, "/v1/chat/completions", r#"{"stream": true}"#)
+        .await;
+    stream.next().await.expect("a first event");
     let stopping = relay.begin_stop();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
@@ -608,11 +661,7 @@ async fn graceful_stop_lets_a_stream_finish() {
     let url = relay.url.clone();
     assert!(http().get(format!("{url}/healthz")).send().await.is_err());
     mock.release();
-    let mut rest = Vec::new();
-    while let Some(chunk) = response.chunk().await.unwrap() {
-        rest.extend_from_slice(&chunk);
-    }
-    assert_eq!(rest, REST_EVENTS.as_bytes());
+    assert_eq!(stream.rest().await, REST_EVENTS.as_bytes());
     tokio::time::timeout(Duration::from_secs(10), stopping)
         .await
         .unwrap()
@@ -629,11 +678,9 @@ async fn store_unavailable_fails_closed_and_recovers() {
     let mock = MockUpstream::start().await;
     let (id, token) = issue_async(&env, KEY, &["--upstream", &mock.url]).await;
     let relay = TestRelay::start(&env, ServeConfig::default()).await;
-    let client = http();
     let call = || {
-        client
-            .get(format!("{}/v1/models", relay.url))
-            .bearer_auth(&token)
+        relay
+            .request(reqwest::Method::GET, "/v1/models", &token)
             .send()
     };
     assert_eq!(call().await.unwrap().status(), 200);
@@ -675,7 +722,7 @@ async fn store_unavailable_fails_closed_and_recovers() {
     // Every call is counted before it is forwarded: none went through uncounted.
     assert_eq!(mock.count(), forwarded_before, "forwarded without a store");
     assert_eq!(
-        client
+        http()
             .get(format!("{}/readyz", relay.url))
             .send()
             .await
@@ -699,38 +746,32 @@ async fn store_unavailable_fails_closed_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_stream_is_cut_but_a_slow_one_is_not() {
-    let (env, mock, _id, token) = setup(&[]).await;
     let config = ServeConfig {
         idle_timeout: Duration::from_millis(400),
         ..ServeConfig::default()
     };
-    let relay = TestRelay::start(&env, config).await;
-    let client = http();
-    let stream = || {
-        client
-            .post(format!("{}/v1/chat/completions", relay.url))
-            .bearer_auth(&token)
-            .body(r#"{"stream": true}"#)
-            .send()
-    };
+    let Setup {
+        env: _env,
+        relay,
+        mock,
+        id: _,
+        token,
+    } = setup_with(config, &[]).await;
+    let stream = || relay.stream(&token, "/v1/chat/completions", r#"{"stream": true}"#);
 
     // Released after 200 ms (< idle timeout): the whole stream arrives.
-    let mut slow = stream().await.unwrap();
-    slow.chunk().await.unwrap().unwrap();
+    let mut slow = stream().await;
+    slow.next().await.expect("a first event");
     tokio::time::sleep(Duration::from_millis(200)).await;
     mock.release();
-    let mut rest = Vec::new();
-    while let Some(chunk) = slow.chunk().await.unwrap() {
-        rest.extend_from_slice(&chunk);
-    }
-    assert_eq!(rest, REST_EVENTS.as_bytes());
+    assert_eq!(slow.rest().await, REST_EVENTS.as_bytes());
 
     // Never released: cut after the idle timeout, and the upstream request is dropped.
-    let mut idle = stream().await.unwrap();
-    idle.chunk().await.unwrap().unwrap();
+    let mut idle = stream().await;
+    idle.next().await.expect("a first event");
     let started = Instant::now();
     let ended = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Ok(Some(_)) = idle.chunk().await {}
+        while let Ok(Some(_)) = idle.0.chunk().await {}
     })
     .await;
     assert!(ended.is_ok(), "the idle stream was not cut");

@@ -2,11 +2,10 @@
 //! sharing one PostgreSQL database.
 
 use crate::common;
+use common::TEST_KEY as KEY;
 
 use common::mock::MockUpstream;
 use common::{ServeProcess, TestEnv, cli_async, http, issue_async};
-
-const KEY: &str = "sk-real-UPSTREAMKEY-0123456789abcdef";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_alone_works_on_a_fresh_machine_and_stops_cleanly() {

@@ -3,6 +3,7 @@
 //! test CA, trusted by the relay through `SSL_CERT_FILE`.
 
 use crate::common;
+use common::TEST_KEY as KEY;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 
-const KEY: &str = "sk-real-TLSKEY-0123456789abcdef";
 const SSE: &str = "data: {\"n\":1}\n\ndata: [DONE]\n\n";
 
 struct TlsUpstream {

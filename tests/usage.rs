@@ -1,6 +1,7 @@
 //! Usage accounting, the token budget, the usage report and the metrics endpoint.
 
 use crate::common;
+use common::TEST_KEY as KEY;
 
 use std::time::{Duration, Instant};
 
@@ -10,8 +11,6 @@ use common::{TestEnv, TestRelay, cell, cli_async, http, issue_async, parse_table
 use relayapi::server::ServeConfig;
 use relayapi::store::UsageRecord;
 use serde_json::Value;
-
-const KEY: &str = "sk-real-UPSTREAMKEY-0123456789abcdef";
 
 async fn read_all(mut r: reqwest::Response) -> String {
     let mut out = Vec::new();
@@ -32,13 +31,9 @@ async fn json_responses_are_recorded_with_the_providers_token_counts() {
     let (gemini, gt) = issue_async(&env, KEY, &["--provider", "gemini", "--upstream", up]).await;
     let relay = TestRelay::start(&env, ServeConfig::default()).await;
     let c = http();
-    let r = c
-        .post(format!("{}/v1/chat/completions", relay.url))
-        .bearer_auth(&ot)
-        .body(r#"{"model":"gpt-4o-mini"}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = relay
+        .post(&ot, "/v1/chat/completions", r#"{"model":"gpt-4o-mini"}"#)
+        .await;
     assert_eq!(r.status(), 200);
     let r = c
         .post(format!("{}/v1/messages", relay.url))
@@ -103,15 +98,14 @@ async fn the_usage_only_event_is_hidden_unless_the_client_asked_for_it() {
     let (hidden_id, hidden) = issue_async(&env, KEY, &["--upstream", &mock.url]).await;
     let (asked_id, asked) = issue_async(&env, KEY, &["--upstream", &mock.url]).await;
     let relay = TestRelay::start(&env, ServeConfig::default()).await;
-    let c = http();
 
-    let r = c
-        .post(format!("{}/v1/chat/completions", relay.url))
-        .bearer_auth(&hidden)
-        .body(r#"{"model":"m","stream":true}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = relay
+        .post(
+            &hidden,
+            "/v1/chat/completions",
+            r#"{"model":"m","stream":true}"#,
+        )
+        .await;
     mock.release();
     let body = read_all(r).await;
     assert_eq!(
@@ -125,13 +119,13 @@ async fn the_usage_only_event_is_hidden_unless_the_client_asked_for_it() {
     let u = usage_of(&env, &hidden_id, 1).await;
     assert_eq!(u.total_tokens, 6);
 
-    let r = c
-        .post(format!("{}/v1/chat/completions", relay.url))
-        .bearer_auth(&asked)
-        .body(r#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = relay
+        .post(
+            &asked,
+            "/v1/chat/completions",
+            r#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#,
+        )
+        .await;
     mock.release();
     let body = read_all(r).await;
     assert!(
@@ -487,12 +481,9 @@ async fn metrics_are_off_by_default_and_carry_no_token_ids() {
     let relay = TestRelay::start(&env, config).await;
     let c = http();
     assert_eq!(
-        c.post(format!("{}/v1/chat/completions", relay.url))
-            .bearer_auth(&token)
-            .body("{}")
-            .send()
+        relay
+            .post(&token, "/v1/chat/completions", "{}")
             .await
-            .unwrap()
             .status(),
         200
     );

@@ -12,6 +12,10 @@ use sea_orm::{ConnectionTrait, Database};
 
 pub const PG_ENV: &str = "RELAYAPI_TEST_POSTGRES_URL";
 
+/// The upstream API key tokens are issued with, unless a test needs one of its own. No
+/// answer, log or upstream-bound token may ever contain it.
+pub const TEST_KEY: &str = "sk-real-UPSTREAMKEY-0123456789abcdef";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -239,6 +243,7 @@ use relayapi::store::{Migrations, Store};
 pub struct TestRelay {
     pub url: String,
     pub state: Arc<AppState>,
+    env: TestEnvHandle,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -265,9 +270,49 @@ impl TestRelay {
         TestRelay {
             url,
             state,
+            env: TestEnvHandle::from(env),
             shutdown: Some(tx),
             task: Some(task),
         }
+    }
+
+    /// Issues a token for [`TEST_KEY`] with `token issue` flags: (id, token).
+    pub async fn issue(&self, args: &[&str]) -> (String, String) {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let env = self.env.clone();
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+            env.issue(TEST_KEY, &refs)
+        })
+        .await
+        .expect("issue task")
+    }
+
+    /// A request to `path` on this relay, with the token as a bearer.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        http()
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token)
+    }
+
+    /// POSTs a JSON body to `path` with the token as a bearer; returns the answer.
+    pub async fn post(&self, token: &str, path: &str, body: &str) -> reqwest::Response {
+        self.request(reqwest::Method::POST, path, token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("the relay answers")
+    }
+
+    /// [`post`](Self::post), for an answer read chunk by chunk as it arrives.
+    pub async fn stream(&self, token: &str, path: &str, body: &str) -> Streamed {
+        Streamed(self.post(token, path, body).await)
     }
 
     /// Signals a graceful stop and waits for the server to finish.
@@ -288,6 +333,36 @@ impl TestRelay {
             let _ = tx.send(());
         }
         self.task.take().expect("running")
+    }
+}
+
+/// A response body read as it arrives.
+pub struct Streamed(pub reqwest::Response);
+
+impl Streamed {
+    pub fn status(&self) -> u16 {
+        self.0.status().as_u16()
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.0.headers()[name].to_str().expect("a text header")
+    }
+
+    /// The next chunk, which must arrive within 5 s; `None` at the end.
+    pub async fn next(&mut self) -> Option<bytes::Bytes> {
+        tokio::time::timeout(std::time::Duration::from_secs(5), self.0.chunk())
+            .await
+            .expect("a chunk within 5 s")
+            .expect("the body reads")
+    }
+
+    /// Everything left, to the end.
+    pub async fn rest(mut self) -> Vec<u8> {
+        let mut all = Vec::new();
+        while let Some(chunk) = self.next().await {
+            all.extend_from_slice(&chunk);
+        }
+        all
     }
 }
 
