@@ -24,7 +24,7 @@ pub struct TokenRecord {
     pub name: Option<String>,
     /// Where its calls go. `None` only for a signed token revoked before its first use,
     /// whose row names no upstream (see [`Store::revoke_unused_signed`]).
-    #[serde(flatten)]
+    #[serde(flatten, serialize_with = "route_or_placeholder")]
     pub route: Option<Arc<Route>>,
     pub kid: String,
     pub key_hint: String,
@@ -42,6 +42,22 @@ pub struct TokenRecord {
 
 /// The `provider` column of a placeholder row (see [`TokenRecord::route`]).
 const NO_PROVIDER: &str = "-";
+
+/// A placeholder row names its provider `-` in JSON too, as in its column.
+fn route_or_placeholder<S: serde::Serializer>(
+    route: &Option<Arc<Route>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    match route {
+        Some(route) => route.serialize(s),
+        None => {
+            let mut map = s.serialize_map(Some(1))?;
+            map.serialize_entry("provider", NO_PROVIDER)?;
+            map.end()
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
