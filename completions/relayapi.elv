@@ -261,6 +261,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand --metrics-listen 'Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)'
             cand --admin-token-env 'Enable the admin API, with the secret read from this environment variable'
             cand --admin-listen 'Serve the admin API on its own address (e.g. 127.0.0.1:8081) instead of the main one'
+            cand --client-secret-lifetime 'Longest life of a realtime client secret minted through the relay; never past the token''s own expiry [default: 10m]'
             cand --client-timeout 'Time a client has to send a request''s headers, and again its body [default: 30s]'
             cand --connect-timeout 'Time allowed to connect to a provider [default: 10s]'
             cand --grace-period 'How long in-flight requests may finish after SIGINT/SIGTERM [default: 30s]'

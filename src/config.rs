@@ -52,6 +52,7 @@ pub struct Config {
     pub idle_timeout: Span,
     pub client_timeout: Span,
     pub grace_period: Span,
+    pub client_secret_lifetime: Span,
     /// `serve`: proxies whose `X-Forwarded-For` is believed: CIDRs or single addresses.
     #[serde(deserialize_with = "ip_ranges")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -77,6 +78,7 @@ impl Default for Config {
             idle_timeout: Span(serve.idle_timeout),
             client_timeout: Span(serve.client_timeout),
             grace_period: Span(serve.grace_period),
+            client_secret_lifetime: Span(serve.client_secret_lifetime),
             trusted_proxies: serve.trusted_proxies,
             metrics: serve.metrics_route,
             metrics_listen: None,

@@ -412,33 +412,6 @@ async fn a_caller_with_nothing_left_costs_no_body_and_bodies_share_a_memory_budg
     s.relay.stop().await;
 }
 
-/// Runs a Python script with the relay's URL and tokens in its environment; returns its
-/// stdout. Skipped (and said) when the official SDKs are not installed.
-async fn python(script: &'static str, vars: Vec<(&'static str, String)>) -> Option<String> {
-    let check = std::process::Command::new("python3")
-        .args(["-c", "import openai, anthropic"])
-        .output();
-    if !check.is_ok_and(|o| o.status.success()) {
-        eprintln!("SDK test skipped: python3 with the openai and anthropic packages is needed");
-        return None;
-    }
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .args(["-c", script])
-            .envs(vars)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(String::from_utf8(out.stdout).unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_sdks_are_counted_through_compression_and_do_not_retry_refusals() {
     let s = setup(ServeConfig::default()).await;

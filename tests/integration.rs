@@ -11,6 +11,7 @@ mod faults;
 mod hostile;
 mod issuers;
 mod policies;
+mod realtime;
 mod relay;
 mod secrets;
 mod serve_binary;

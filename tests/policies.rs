@@ -5,8 +5,8 @@ use common::TEST_KEY as KEY;
 
 use std::time::{Duration, Instant};
 
-use common::mock::MockUpstream;
-use common::{TestEnv, TestRelay, cli_async, http, issue_async};
+use common::mock::{MockUpstream, TRANSCRIPT};
+use common::{TestEnv, TestRelay, cli_async, http, issue_async, python};
 use relayapi::server::ServeConfig;
 use serde_json::Value;
 
@@ -561,4 +561,134 @@ async fn token_update_takes_effect_while_serving() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid IP range"));
     relay.stop().await;
+}
+
+/// A `multipart/form-data` body: `(name, filename, bytes)` parts.
+fn form(boundary: &str, parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, filename, value) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        let disposition = match filename {
+            Some(f) => format!(
+                "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n\
+                 Content-Type: audio/wav\r\n\r\n"
+            ),
+            None => format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"),
+        };
+        body.extend_from_slice(disposition.as_bytes());
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_held_to_the_model_list_and_not_to_the_output_cap() {
+    let env = TestEnv::sqlite();
+    let mock = MockUpstream::start().await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let (id, token) = relay
+        .issue(&[
+            "--upstream",
+            &mock.url,
+            "--model",
+            "whisper-1",
+            "--max-output-tokens",
+            "100",
+        ])
+        .await;
+    // Several MiB of "audio", every byte value in it, before the model field.
+    let audio: Vec<u8> = (0..6 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let upload = |body: Vec<u8>, boundary: &str| {
+        relay
+            .request(reqwest::Method::POST, "/v1/audio/transcriptions", &token)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+    };
+    let allowed = form(
+        "b0und4ry",
+        &[
+            ("file", Some("a.wav"), &audio),
+            ("model", None, b"whisper-1"),
+        ],
+    );
+    let r = upload(allowed.clone(), "b0und4ry").await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 1);
+    assert!(
+        seen[0].body == allowed,
+        "the form reached the provider as it was sent"
+    );
+
+    let mut refused = Vec::new();
+    for (body, boundary) in [
+        (
+            form(
+                "b",
+                &[
+                    ("file", Some("a.wav"), &audio),
+                    ("model", None, b"gpt-4o-transcribe"),
+                ],
+            ),
+            "b",
+        ),
+        (form("b", &[("file", Some("a.wav"), &audio)]), "b"),
+        (
+            form(
+                "b",
+                &[
+                    ("model", None, b"whisper-1"),
+                    ("model", None, b"gpt-4o-transcribe"),
+                ],
+            ),
+            "b",
+        ),
+        (
+            form("b", &[("model", None, b"whisper-1")]),
+            "not-the-boundary",
+        ),
+    ] {
+        let r = upload(body, boundary).await.unwrap();
+        let status = r.status().as_u16();
+        let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        refused.push((status, v["error"]["code"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(
+        refused,
+        [
+            (403, "model_not_allowed".to_string()),
+            (400, "invalid_request".to_string()),
+            (400, "invalid_request".to_string()),
+            (400, "invalid_request".to_string()),
+        ]
+    );
+    assert_eq!(mock.count(), 1, "no refused form was forwarded");
+
+    // The official SDK's upload, as a page's backend or a script would send it.
+    let script = r#"
+import os, openai
+client = openai.OpenAI(api_key=os.environ["TOKEN"], base_url=os.environ["RELAY"] + "/v1", max_retries=0)
+audio = bytes(range(256)) * 8192
+print(client.audio.transcriptions.create(model="whisper-1", file=("a.wav", audio)).text)
+try:
+    client.audio.transcriptions.create(model="gpt-4o-transcribe", file=("a.wav", audio))
+except openai.PermissionDeniedError as e:
+    print(e.code)
+"#;
+    let vars = vec![("RELAY", relay.url.clone()), ("TOKEN", token.clone())];
+    if let Some(out) = python(script, vars).await {
+        assert_eq!(
+            out.lines().collect::<Vec<_>>(),
+            [TRANSCRIPT, "model_not_allowed"]
+        );
+        assert_eq!(mock.count(), 2);
+    }
+    relay.stop().await;
+    assert_eq!(used_calls(&env, &id).await, mock.count() as i64);
 }

@@ -84,6 +84,8 @@ fuzz_target!(|data: &[u8]| {
         provider,
         operation: Operation::of(provider.family, &http::Method::POST, path),
         path_model: model_in_path(provider.family, path),
+        content_type: None,
+        secret_lifetime: 600,
         policy: &policy,
     };
     let Ok(prepared) = prepare(Bytes::copy_from_slice(input.body), &call) else {

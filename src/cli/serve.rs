@@ -47,6 +47,11 @@ pub struct ServeCmd {
     #[arg(long, env = "RELAYAPI_GRACE_PERIOD", value_name = "DURATION")]
     #[serde(skip_serializing_if = "Option::is_none")]
     grace_period: Option<Span>,
+    /// Longest life of a realtime client secret minted through the relay; never past the
+    /// token's own expiry
+    #[arg(long, env = "RELAYAPI_CLIENT_SECRET_LIFETIME", value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret_lifetime: Option<Span>,
     /// Proxy whose X-Forwarded-For is believed for --ip policies (repeatable CIDR)
     #[arg(
         long = "trusted-proxy",
@@ -108,6 +113,7 @@ fn serve_config(config: &Config) -> anyhow::Result<ServeConfig> {
         idle_timeout: config.idle_timeout.0,
         client_timeout: config.client_timeout.0,
         grace_period: config.grace_period.0,
+        client_secret_lifetime: config.client_secret_lifetime.0,
         trusted_proxies: config.trusted_proxies.clone(),
         metrics_route: config.metrics_listen.is_none() && config.metrics,
         admin_secret: config

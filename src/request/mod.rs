@@ -4,6 +4,7 @@
 //! fuzzed alone; no JSON tree is built, and a rewrite shares the original buffer.
 
 pub mod json;
+pub mod multipart;
 
 use bytes::Bytes;
 
@@ -26,6 +27,8 @@ pub enum BodyRefusal {
     InvalidField(&'static str),
     #[error("the token's output cap cannot cover this many choices")]
     TooManyChoices,
+    #[error("the multipart form could not be read")]
+    MalformedForm,
 }
 
 impl From<ObjectError> for BodyRefusal {
@@ -55,7 +58,12 @@ pub struct Call<'a> {
     pub operation: Operation,
     /// The model the path names (Gemini's model, Azure's deployment).
     pub path_model: Option<&'a str>,
+    /// The request's `Content-Type`, when it has one.
+    pub content_type: Option<&'a str>,
     pub policy: &'a Policy,
+    /// The longest life, in seconds, a realtime client secret minted by this call may
+    /// have: the token's own remaining life, and the relay's maximum.
+    pub secret_lifetime: u64,
 }
 
 /// Every top-level field the relay reads. Each is refused when it appears twice.
@@ -131,7 +139,7 @@ fn output_fields(operation: Operation, provider: &Provider) -> Option<OutputFiel
             primary: "maxOutputTokens",
             choices: &["candidateCount", "candidate_count"],
         },
-        Operation::Embeddings | Operation::Other => return None,
+        Operation::Embeddings | Operation::RealtimeClientSecret | Operation::Other => return None,
     })
 }
 
@@ -176,6 +184,96 @@ fn cap_fields(
     Ok(Edit { remove, set })
 }
 
+/// An upload or a realtime call (`multipart/form-data`, where no output cap applies): the
+/// models it names checked against the allow-list when there is one, the form forwarded
+/// as it came.
+fn prepare_form(body: Bytes, boundary: &str, call: &Call) -> Result<Prepared, BodyRefusal> {
+    let policy = call.policy;
+    let mut named = Vec::new();
+    if !policy.models.is_empty() {
+        named = multipart::models(&body, boundary)?;
+        if named.is_empty() && call.path_model.is_none() {
+            return Err(BodyRefusal::ModelUnreadable);
+        }
+        if !named.iter().all(|m| policy.model_allowed(m)) {
+            return Err(BodyRefusal::ModelNotAllowed);
+        }
+    }
+    Ok(Prepared {
+        max_output: None,
+        body: whole(body),
+        model: named
+            .into_iter()
+            .next()
+            .or_else(|| call.path_model.map(str::to_string)),
+        stream: false,
+        hide_usage: false,
+    })
+}
+
+/// The fields of a client-secret request the relay reads, and of its `session` and
+/// `expires_after` objects.
+const SECRET_READ: &[&str] = &["session", "expires_after"];
+const SESSION_READ: &[&str] = &["model"];
+const EXPIRY_READ: &[&str] = &["anchor", "seconds"];
+/// The life OpenAI gives a client secret when the request does not say.
+const SECRET_DEFAULT_SECONDS: u64 = 600;
+
+/// A realtime client secret: the session's model held to the allow-list, and the secret's
+/// life lowered to what the token allows (a secret must not outlive the token that minted
+/// it, since the relay cannot revoke it).
+fn prepare_client_secret(body: Bytes, call: &Call) -> Result<Prepared, BodyRefusal> {
+    let policy = call.policy;
+    let object = Object::parse(body.clone(), SECRET_READ)?;
+    let present = |name| object.value_bytes(name).filter(|raw| &raw[..] != b"null");
+    let model = match present("session") {
+        None => None,
+        Some(raw) => {
+            let session = nested_object(raw, SESSION_READ, "session")?;
+            match session.raw("model") {
+                None | Some(b"null") => None,
+                Some(raw) => Some(
+                    serde_json::from_slice::<String>(raw)
+                        .map_err(|_| BodyRefusal::InvalidField("model"))?,
+                ),
+            }
+        }
+    };
+    if !policy.models.is_empty() {
+        match &model {
+            None => return Err(BodyRefusal::ModelUnreadable),
+            Some(m) if !policy.model_allowed(m) => return Err(BodyRefusal::ModelNotAllowed),
+            Some(_) => {}
+        }
+    }
+    let requested = match present("expires_after") {
+        None => SECRET_DEFAULT_SECONDS,
+        Some(raw) => {
+            let expiry = nested_object(raw, EXPIRY_READ, "expires_after")?;
+            count(expiry.raw("seconds"), "expires_after")?.unwrap_or(SECRET_DEFAULT_SECONDS)
+        }
+    };
+    let mut edit = Edit::default();
+    if requested > call.secret_lifetime {
+        let expiry = format!(
+            "{{\"anchor\":\"created_at\",\"seconds\":{}}}",
+            call.secret_lifetime
+        );
+        edit.set.push(("expires_after", Bytes::from(expiry)));
+    }
+    Ok(Prepared {
+        body: if edit.is_empty() {
+            whole(body)
+        } else {
+            object.edited(&edit)
+        },
+        model,
+        stream: false,
+        hide_usage: false,
+        max_output: None,
+    })
+}
+
 /// Reads and checks a body; rewrites it where the policy caps it or usage must be asked for.
 pub fn prepare(body: Bytes, call: &Call) -> Result<Prepared, BodyRefusal> {
     let policy = call.policy;
@@ -186,6 +284,14 @@ pub fn prepare(body: Bytes, call: &Call) -> Result<Prepared, BodyRefusal> {
         && !policy.model_allowed(model)
     {
         return Err(BodyRefusal::ModelNotAllowed);
+    }
+    if call.operation == Operation::RealtimeClientSecret {
+        return prepare_client_secret(body, call);
+    }
+    if fields.is_none()
+        && let Some(boundary) = call.content_type.and_then(multipart::boundary)
+    {
+        return prepare_form(body, &boundary, call);
     }
     let looks_like_object = body.trim_ascii_start().starts_with(b"{");
     let object = if looks_like_object {

@@ -22,6 +22,8 @@ fn run(
         provider,
         operation: Operation::of(provider.family, &http::Method::POST, path),
         path_model: crate::providers::model_in_path(provider.family, path),
+        content_type: None,
+        secret_lifetime: 0,
         policy,
     };
     let prepared = prepare(Bytes::from(body.to_string()), &call)?;
@@ -154,6 +156,8 @@ fn duplicate_read_fields_are_refused() {
         provider,
         operation: Operation::ChatCompletions,
         path_model: None,
+        content_type: None,
+        secret_lifetime: 0,
         policy: &p,
     };
     for body in [
@@ -287,6 +291,8 @@ fn bodies_the_cap_does_not_concern_pass_untouched() {
             "/v1/audio/transcriptions",
         ),
         path_model: None,
+        content_type: Some("multipart/form-data; boundary=x"),
+        secret_lifetime: 0,
         policy: &p,
     };
     let form = Bytes::from_static(
@@ -299,4 +305,118 @@ fn bodies_the_cap_does_not_concern_pass_untouched() {
         ..call
     };
     assert_eq!(prepare(form, &chat).unwrap_err(), BodyRefusal::NotAnObject);
+}
+
+#[test]
+fn a_form_s_model_is_held_to_the_allow_list() {
+    let p = policy(Some(10), &["whisper-1"]);
+    let provider = lookup("openai").unwrap();
+    let call = Call {
+        provider,
+        operation: Operation::of(
+            provider.family,
+            &http::Method::POST,
+            "/v1/audio/transcriptions",
+        ),
+        path_model: None,
+        content_type: Some("multipart/form-data; boundary=x"),
+        secret_lifetime: 0,
+        policy: &p,
+    };
+    let form = |model: &str| {
+        Bytes::from(format!(
+            "--x\r\ncontent-disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n\
+             RIFF....\r\n--x\r\ncontent-disposition: form-data; name=\"model\"\r\n\r\n{model}\r\n--x--\r\n"
+        ))
+    };
+    let allowed = prepare(form("whisper-1"), &call).unwrap();
+    assert_eq!(allowed.model.as_deref(), Some("whisper-1"));
+    assert_eq!(
+        allowed.body.to_vec(),
+        form("whisper-1").to_vec(),
+        "forwarded as it came"
+    );
+    assert_eq!(
+        prepare(form("gpt-4o-transcribe"), &call).unwrap_err(),
+        BodyRefusal::ModelNotAllowed
+    );
+    let no_model = Bytes::from_static(
+        b"--x\r\ncontent-disposition: form-data; name=\"file\"\r\n\r\nRIFF\r\n--x--\r\n",
+    );
+    assert_eq!(
+        prepare(no_model, &call).unwrap_err(),
+        BodyRefusal::ModelUnreadable
+    );
+    let unclosed = Bytes::from_static(b"--x\r\ncontent-disposition: form-data; name=\"model\"");
+    assert_eq!(
+        prepare(unclosed, &call).unwrap_err(),
+        BodyRefusal::MalformedForm
+    );
+}
+
+#[test]
+fn a_client_secret_is_held_to_the_model_list_and_outlives_no_token() {
+    let p = policy(None, &["gpt-realtime*"]);
+    let provider = lookup("openai").unwrap();
+    let call = Call {
+        provider,
+        operation: Operation::RealtimeClientSecret,
+        path_model: None,
+        content_type: Some("application/json"),
+        policy: &p,
+        secret_lifetime: 300,
+    };
+    let sent = |body: Value| -> Result<(Value, Option<String>), BodyRefusal> {
+        let prepared = prepare(Bytes::from(body.to_string()), &call)?;
+        Ok((
+            serde_json::from_slice(&prepared.body.to_vec()).unwrap(),
+            prepared.model,
+        ))
+    };
+    // Asked for an hour: lowered to the five minutes the token allows.
+    let (body, model) = sent(json!({
+        "expires_after": {"anchor": "created_at", "seconds": 3600},
+        "session": {"type": "realtime", "model": "gpt-realtime", "instructions": "hi"}
+    }))
+    .unwrap();
+    assert_eq!(
+        body["expires_after"],
+        json!({"anchor": "created_at", "seconds": 300})
+    );
+    assert_eq!(body["session"]["instructions"], "hi");
+    assert_eq!(model.as_deref(), Some("gpt-realtime"));
+    // No lifetime asked: OpenAI's ten minutes would outlive the token, so it is set.
+    let (body, _) =
+        sent(json!({"session": {"type": "realtime", "model": "gpt-realtime"}})).unwrap();
+    assert_eq!(body["expires_after"]["seconds"], 300);
+    // Within bounds: sent as it came.
+    let asked = json!({"expires_after": {"anchor": "created_at", "seconds": 60},
+                       "session": {"type": "realtime", "model": "gpt-realtime"}});
+    assert_eq!(sent(asked.clone()).unwrap().0, asked);
+
+    for (body, refusal) in [
+        (
+            json!({"session": {"type": "realtime", "model": "gpt-4o-realtime-preview"}}),
+            BodyRefusal::ModelNotAllowed,
+        ),
+        (
+            json!({"session": {"type": "realtime"}}),
+            BodyRefusal::ModelUnreadable,
+        ),
+        (
+            json!({"session": "gpt-realtime"}),
+            BodyRefusal::InvalidField("session"),
+        ),
+        (
+            json!({"session": {"model": "gpt-realtime"}, "expires_after": {"seconds": -1}}),
+            BodyRefusal::InvalidField("expires_after"),
+        ),
+    ] {
+        assert_eq!(sent(body.clone()).unwrap_err(), refusal, "{body}");
+    }
+    let twice = br#"{"session":{"model":"gpt-realtime","model":"o3"}}"#;
+    assert_eq!(
+        prepare(Bytes::from_static(twice), &call).unwrap_err(),
+        BodyRefusal::Duplicate("model")
+    );
 }

@@ -50,6 +50,8 @@ pub enum ApiError {
     InvalidField(&'static str),
     #[error("this token's output cap cannot cover that many choices; ask for fewer")]
     TooManyChoices,
+    #[error("the multipart form could not be read: check its boundary and parts")]
+    FormUnreadable,
     #[error("the relay is holding as many request bodies as it may; retry shortly")]
     RelayBusy,
     #[error("the upstream provider could not be reached")]
@@ -81,7 +83,7 @@ impl ApiError {
             RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             InvalidPath | BadRequest | ModelUnreadable | BodyUnreadable | DuplicateField(_)
-            | InvalidField(_) | TooManyChoices => StatusCode::BAD_REQUEST,
+            | InvalidField(_) | TooManyChoices | FormUnreadable => StatusCode::BAD_REQUEST,
             UpstreamUnreachable => StatusCode::BAD_GATEWAY,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             StoreUnavailable | ShuttingDown | RelayBusy => StatusCode::SERVICE_UNAVAILABLE,
@@ -110,7 +112,7 @@ impl ApiError {
             RequestTimeout => "request_timeout",
             InvalidPath => "invalid_path",
             BadRequest | ModelUnreadable | BodyUnreadable | DuplicateField(_) | InvalidField(_)
-            | TooManyChoices => "invalid_request",
+            | TooManyChoices | FormUnreadable => "invalid_request",
             UpstreamUnreachable => "upstream_unreachable",
             UpstreamTimeout => "upstream_timeout",
             StoreUnavailable => "store_unavailable",
@@ -134,9 +136,8 @@ impl ApiError {
                 "permission_error"
             }
             RequestTooLarge | RequestTimeout | InvalidPath | BadRequest | ModelUnreadable
-            | BodyUnreadable | DuplicateField(_) | InvalidField(_) | TooManyChoices | NotFound => {
-                "invalid_request_error"
-            }
+            | BodyUnreadable | DuplicateField(_) | InvalidField(_) | TooManyChoices
+            | FormUnreadable | NotFound => "invalid_request_error",
             UpstreamUnreachable
             | UpstreamTimeout
             | StoreUnavailable
@@ -246,6 +247,7 @@ impl From<crate::request::BodyRefusal> for ApiError {
             R::Duplicate(name) => ApiError::DuplicateField(name),
             R::InvalidField(name) => ApiError::InvalidField(name),
             R::TooManyChoices => ApiError::TooManyChoices,
+            R::MalformedForm => ApiError::FormUnreadable,
         }
     }
 }

@@ -47,6 +47,9 @@ pub struct ServeConfig {
     pub client_timeout: Duration,
     /// How long in-flight requests may run after a stop signal.
     pub grace_period: Duration,
+    /// The longest life of a realtime client secret minted through the relay (never past
+    /// the token's own expiry).
+    pub client_secret_lifetime: Duration,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Serve `/metrics` on the main listener.
@@ -69,6 +72,7 @@ impl Default for ServeConfig {
             idle_timeout: Duration::from_secs(120),
             client_timeout: Duration::from_secs(30),
             grace_period: Duration::from_secs(30),
+            client_secret_lifetime: Duration::from_secs(600),
             trusted_proxies: Vec::new(),
             metrics_route: false,
             usage_queue: crate::usage::QUEUE_CAPACITY,

@@ -123,7 +123,7 @@ where
     .await
     .map_err(|e| call.refuse(e))?;
     let bytes_in = body.len() as u64;
-    let prepared = apply_policy(&call, body)
+    let prepared = apply_policy(&call, incoming, body, config.client_secret_lifetime)
         .await
         .map_err(|e| call.refuse(e))?;
 
@@ -231,12 +231,32 @@ const PARSE_INLINE_MAX: usize = 64 * 1024;
 
 /// What the body asks for, checked against the token's policy and rewritten where the
 /// policy caps it.
-async fn apply_policy(call: &Call, body: Bytes) -> Result<Prepared, ApiError> {
+async fn apply_policy(
+    call: &Call,
+    incoming: &Incoming,
+    body: Bytes,
+    secret_max: std::time::Duration,
+) -> Result<Prepared, ApiError> {
     let provider = call.route.provider();
     let operation = call.operation;
     let path_model = providers::model_in_path(provider.family, &call.path).map(str::to_string);
+    let content_type = incoming
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let record = call.record.clone();
     let body_len = body.len();
+    let secret_lifetime = match operation {
+        Operation::RealtimeClientSecret => {
+            let relay_max = secret_max.as_secs();
+            let token_left = record.limits.expires_at.map_or(u64::MAX, |at| {
+                u64::try_from((at - Utc::now()).num_seconds()).unwrap_or(0)
+            });
+            relay_max.min(token_left)
+        }
+        _ => 0,
+    };
     let prepare = move || {
         request::prepare(
             body,
@@ -244,7 +264,9 @@ async fn apply_policy(call: &Call, body: Bytes) -> Result<Prepared, ApiError> {
                 provider,
                 operation,
                 path_model: path_model.as_deref(),
+                content_type: content_type.as_deref(),
                 policy: record.policy(),
+                secret_lifetime,
             },
         )
     };

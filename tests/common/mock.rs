@@ -15,6 +15,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
+
+/// What the mock hears in any audio it is sent to transcribe.
+pub const TRANSCRIPT: &str = "hello from the mock";
+/// The realtime client secret the mock mints.
+pub const EPHEMERAL_KEY: &str = "ek_mock_0123456789";
+/// The mock's SDP answer to any WebRTC offer.
+pub const SDP_ANSWER: &str = "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=mock\r\n";
 use warp::Filter;
 use warp::http::{HeaderMap, Method, StatusCode};
 
@@ -157,7 +164,7 @@ async fn answer(
         path: path.clone(),
         query,
         headers,
-        body,
+        body: body.clone(),
     });
     if slow {
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -168,6 +175,26 @@ async fn answer(
             StatusCode::INTERNAL_SERVER_ERROR,
         )
         .into_response();
+    }
+    if path.ends_with("/audio/transcriptions") {
+        return warp::reply::json(&serde_json::json!({"text": TRANSCRIPT})).into_response();
+    }
+    if path.ends_with("/realtime/client_secrets") {
+        let asked: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        return warp::reply::json(&serde_json::json!({
+            "value": EPHEMERAL_KEY,
+            "expires_at": 0,
+            "session": asked["session"],
+        }))
+        .into_response();
+    }
+    if path.ends_with("/realtime/calls") {
+        let mut answer = warp::reply::Response::new(SDP_ANSWER.into());
+        *answer.status_mut() = StatusCode::CREATED;
+        let h = answer.headers_mut();
+        h.insert("content-type", "application/sdp".parse().unwrap());
+        h.insert("location", "/v1/realtime/calls/rtc_mock".parse().unwrap());
+        return answer;
     }
     let anthropic = path.ends_with("/v1/messages");
     let gemini = path.contains(":generateContent") || path.contains(":streamGenerateContent");

@@ -673,3 +673,30 @@ pub async fn concurrent_statuses(
     }
     statuses
 }
+
+/// Runs a Python script with the relay's URL and tokens in its environment; returns its
+/// stdout. Skipped (and said) when the official SDKs are not installed.
+pub async fn python(script: &'static str, vars: Vec<(&'static str, String)>) -> Option<String> {
+    let check = std::process::Command::new("python3")
+        .args(["-c", "import openai, anthropic"])
+        .output();
+    if !check.is_ok_and(|o| o.status.success()) {
+        eprintln!("SDK test skipped: python3 with the openai and anthropic packages is needed");
+        return None;
+    }
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args(["-c", script])
+            .envs(vars)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).unwrap())
+}

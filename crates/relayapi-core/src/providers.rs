@@ -166,6 +166,8 @@ const OPENAI_EXACT: &[&str] = &[
     "/completions",
     "/embeddings",
     "/moderations",
+    // WebRTC call setup: the SDP offer goes through the relay, the media does not.
+    "/realtime/calls",
 ];
 const OPENAI_PREFIXES: &[&str] = &["/images/", "/audio/"];
 const ANTHROPIC_EXACT: &[&str] = &["/v1/messages", "/v1/messages/count_tokens", "/v1/complete"];
@@ -306,6 +308,9 @@ pub enum Operation {
     Complete,
     /// Gemini `:generateContent` and `:streamGenerateContent`.
     GenerateContent { stream: bool },
+    /// OpenAI `/realtime/client_secrets`: an ephemeral key for a browser's realtime
+    /// session, whose model and lifetime the token bounds.
+    RealtimeClientSecret,
     /// Anything else: no output cap, no token report expected.
     Other,
 }
@@ -321,6 +326,7 @@ impl Operation {
                 Some("/completions") => Operation::Completions,
                 Some("/responses") => Operation::Responses,
                 Some("/embeddings") => Operation::Embeddings,
+                Some("/realtime/client_secrets") => Operation::RealtimeClientSecret,
                 _ => Operation::Other,
             },
             Family::Anthropic => match path {
@@ -343,7 +349,7 @@ impl Operation {
     /// Does the provider report the tokens of a successful call? A call of such an
     /// operation that ends without a report is charged an estimate instead.
     pub fn metered(self) -> bool {
-        self != Operation::Other
+        !matches!(self, Operation::Other | Operation::RealtimeClientSecret)
     }
 }
 
