@@ -127,3 +127,66 @@ print(secret.value)
     relay.stop().await;
     assert_eq!(used_calls(&env, &id).await, mock.count() as i64);
 }
+
+/// Sends a WebSocket handshake on a raw socket; returns the status line and the JSON body.
+async fn websocket_handshake(relay: &TestRelay, token: &str) -> (String, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = relay.url.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nhost: {addr}\r\n\
+         authorization: Bearer {token}\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\
+         sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         origin: https://app.example.com\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let text = String::from_utf8_lossy(&answer).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .expect("a content length");
+            if body.len() >= length {
+                let status = head.lines().next().unwrap().to_string();
+                return (status, serde_json::from_str(&body[..length]).unwrap());
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no answer: {text}");
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut chunk))
+            .await
+            .expect("the relay answers")
+            .unwrap();
+        assert!(n > 0, "closed without an answer: {text}");
+        answer.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_handshake_is_refused_plainly_and_never_sent_on_as_a_get() {
+    let env = TestEnv::sqlite();
+    let mock = MockUpstream::start().await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    // Even a token allowed to GET the realtime path: the provider must not see a GET.
+    let (id, token) = relay
+        .issue(&["--upstream", &mock.url, "--endpoint", "GET /v1/realtime"])
+        .await;
+    let (status, body) = websocket_handshake(&relay, &token).await;
+    assert!(status.starts_with("HTTP/1.1 501"), "{status}");
+    assert_eq!(body["error"]["code"], "websocket_not_supported", "{body}");
+    assert!(!body.to_string().contains(KEY) && !body.to_string().contains(&token));
+    assert_eq!(mock.count(), 0, "nothing reached the provider");
+    relay.stop().await;
+    assert_eq!(
+        used_calls(&env, &id).await,
+        0,
+        "a refused handshake is not a call"
+    );
+}

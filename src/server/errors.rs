@@ -52,6 +52,10 @@ pub enum ApiError {
     TooManyChoices,
     #[error("the multipart form could not be read: check its boundary and parts")]
     FormUnreadable,
+    #[error(
+        "WebSocket sessions are not relayed yet; set up a realtime call over WebRTC (POST /v1/realtime/calls) instead"
+    )]
+    WebSocketNotRelayed,
     #[error("the relay is holding as many request bodies as it may; retry shortly")]
     RelayBusy,
     #[error("the upstream provider could not be reached")]
@@ -89,6 +93,7 @@ impl ApiError {
             StoreUnavailable | ShuttingDown | RelayBusy => StatusCode::SERVICE_UNAVAILABLE,
             TokenRecordUnreadable => StatusCode::INTERNAL_SERVER_ERROR,
             NotFound => StatusCode::NOT_FOUND,
+            WebSocketNotRelayed => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
@@ -120,6 +125,7 @@ impl ApiError {
             ShuttingDown => "shutting_down",
             RelayBusy => "relay_busy",
             NotFound => "not_found",
+            WebSocketNotRelayed => "websocket_not_supported",
         }
     }
 
@@ -137,7 +143,7 @@ impl ApiError {
             }
             RequestTooLarge | RequestTimeout | InvalidPath | BadRequest | ModelUnreadable
             | BodyUnreadable | DuplicateField(_) | InvalidField(_) | TooManyChoices
-            | FormUnreadable | NotFound => "invalid_request_error",
+            | FormUnreadable | NotFound | WebSocketNotRelayed => "invalid_request_error",
             UpstreamUnreachable
             | UpstreamTimeout
             | StoreUnavailable

@@ -53,6 +53,16 @@ const DROPPED_RESPONSE_HEADERS: [&str; 9] = [
 
 /// Finds the token wherever an SDK puts an API key. Order: Authorization, x-api-key,
 /// x-goog-api-key, api-key, then `?key=`.
+/// Is this a WebSocket handshake (`Upgrade: websocket`)?
+pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|protocol| protocol.trim().eq_ignore_ascii_case("websocket"))
+}
+
 pub fn extract_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     if let Some(value) = headers
         .get(header::AUTHORIZATION)

@@ -167,6 +167,11 @@ async fn admit(state: &AppState, incoming: &Incoming) -> Result<Call, Refusal> {
         return Err(refuse(ApiError::TokenRevoked));
     };
     let provider = route.provider();
+    // Forwarded as a plain request, a WebSocket handshake would reach the provider as a GET
+    // it cannot answer: refused plainly, uncounted, until sessions are relayed.
+    if forward::is_websocket_upgrade(&incoming.headers) {
+        return Err(refuse(ApiError::WebSocketNotRelayed));
+    }
     // The atomic count decides exactly; what is known here to be spent already (a lower
     // bound) refuses before the body is read.
     if record
