@@ -245,11 +245,8 @@ async fn apply_policy(
     let provider = call.route.provider();
     let operation = call.operation;
     let path_model = providers::model_in_path(provider.family, &call.path).map(str::to_string);
-    let content_type = incoming
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    // A clone shares the header's bytes: no copy per call.
+    let content_type = incoming.headers.get(header::CONTENT_TYPE).cloned();
     let record = call.record.clone();
     let body_len = body.len();
     let secret_lifetime = match operation {
@@ -269,7 +266,7 @@ async fn apply_policy(
                 provider,
                 operation,
                 path_model: path_model.as_deref(),
-                content_type: content_type.as_deref(),
+                content_type: content_type.as_ref().and_then(|v| v.to_str().ok()),
                 policy: record.policy(),
                 secret_lifetime,
             },
