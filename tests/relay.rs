@@ -15,7 +15,8 @@ fn chat_body(model: &str) -> String {
 }
 
 /// A relay on a fresh SQLite installation, in front of a recording mock, with one token
-/// for the mock.
+/// for the mock. Kept whole (`s.relay`, `s.mock`): a field let go of would stop the mock
+/// or delete the data directory under the running relay.
 struct Setup {
     env: TestEnv,
     relay: TestRelay,
@@ -47,18 +48,13 @@ async fn setup_with(config: ServeConfig, args: &[&str]) -> Setup {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_call_carries_the_real_key_and_never_the_token() {
-    let Setup {
-        env: _env,
-        relay,
-        mock,
-        id: _,
-        token,
-    } = setup(&[]).await;
-    let response = relay
+    let s = setup(&[]).await;
+    let response = s
+        .relay
         .request(
             reqwest::Method::POST,
             "/v1/chat/completions?api-version=1",
-            &token,
+            &s.token,
         )
         .header("origin", "https://app.example.com")
         .header("content-type", "application/json")
@@ -80,7 +76,7 @@ async fn openai_call_carries_the_real_key_and_never_the_token() {
         "the client saw the key"
     );
 
-    let seen = mock.requests();
+    let seen = s.mock.requests();
     assert_eq!(seen.len(), 1);
     let r = &seen[0];
     assert_eq!(r.method, "POST");
@@ -88,14 +84,14 @@ async fn openai_call_carries_the_real_key_and_never_the_token() {
     assert_eq!(r.query.as_deref(), Some("api-version=1"));
     assert_eq!(r.headers["authorization"], format!("Bearer {KEY}").as_str());
     assert_eq!(r.headers["content-type"], "application/json");
-    assert_eq!(r.headers["host"], mock.url.trim_start_matches("http://"));
+    assert_eq!(r.headers["host"], s.mock.url.trim_start_matches("http://"));
     assert!(r.headers.get("origin").is_none());
     assert!(
-        !r.everything().contains(&token),
+        !r.everything().contains(&s.token),
         "the upstream saw the token"
     );
     assert_eq!(r.body, chat_body("gpt-4o-mini"));
-    relay.stop().await;
+    s.relay.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,16 +217,11 @@ async fn each_provider_style_reaches_the_right_path_with_its_auth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_pass_through_unbuffered() {
-    let Setup {
-        env: _env,
-        relay,
-        mock,
-        id: _,
-        token,
-    } = setup(&[]).await;
-    let mut stream = relay
+    let s = setup(&[]).await;
+    let mut stream = s
+        .relay
         .stream(
-            &token,
+            &s.token,
             "/v1/chat/completions",
             r#"{"model":"m","stream":true}"#,
         )
@@ -240,27 +231,23 @@ async fn streams_pass_through_unbuffered() {
     // The mock holds the rest until released: the first event must arrive on its own.
     let first = stream.next().await.expect("a first event");
     assert_eq!(first, FIRST_EVENT.as_bytes());
-    mock.release();
+    s.mock.release();
     assert_eq!(stream.rest().await, REST_EVENTS.as_bytes());
-    relay.stop().await;
+    s.relay.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_disconnects_cancels_the_upstream_request() {
-    let Setup {
-        env: _env,
-        relay,
-        mock,
-        id: _,
-        token,
-    } = setup(&[]).await;
-    let mut stream = relay
-        .stream(&token, "/v1/chat/completions", r#"{"stream": true}"#)
+    let s = setup(&[]).await;
+    let mut stream = s
+        .relay
+        .stream(&s.token, "/v1/chat/completions", r#"{"stream": true}"#)
         .await;
     stream.next().await.expect("a first event");
     drop(stream);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while mock
+    while s
+        .mock
         .shared
         .streams_dropped
         .load(std::sync::atomic::Ordering::SeqCst)
@@ -272,20 +259,14 @@ async fn a_client_that_disconnects_cancels_the_upstream_request() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    relay.stop().await;
+    s.relay.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_most_max_calls_are_forwarded_under_concurrency() {
-    let Setup {
-        env,
-        relay,
-        mock,
-        id,
-        token,
-    } = setup(&["--max-calls", "50"]).await;
+    let s = setup(&["--max-calls", "50"]).await;
     let statuses =
-        common::concurrent_statuses(std::slice::from_ref(&relay.url), &token, 200, None).await;
+        common::concurrent_statuses(std::slice::from_ref(&s.relay.url), &s.token, 200, None).await;
     assert_eq!(
         (statuses.get(&200), statuses.get(&429)),
         (Some(&50), Some(&150)),
@@ -293,64 +274,53 @@ async fn at_most_max_calls_are_forwarded_under_concurrency() {
     );
     assert_eq!(statuses.len(), 2, "unexpected statuses: {statuses:?}");
     assert_eq!(
-        mock.count(),
+        s.mock.count(),
         50,
         "the upstream received more than max_calls"
     );
-    relay.stop().await;
-    assert_eq!(used_calls(&env, &id).await, 50);
+    s.relay.stop().await;
+    assert_eq!(used_calls(&s.env, &s.id).await, 50);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unlimited_tokens_are_counted_before_they_are_forwarded() {
-    let Setup {
-        env,
-        relay,
-        mock,
-        id,
-        token,
-    } = setup(&[]).await;
+    let s = setup(&[]).await;
     for i in 1..=7 {
-        let r = relay
-            .request(reqwest::Method::GET, "/v1/models", &token)
+        let r = s
+            .relay
+            .request(reqwest::Method::GET, "/v1/models", &s.token)
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
         // Durable at once, not at some later flush or at shutdown.
-        assert_eq!(used_calls(&env, &id).await, i);
+        assert_eq!(used_calls(&s.env, &s.id).await, i);
     }
     // Concurrent calls share writes but each is counted.
     let statuses =
-        common::concurrent_statuses(std::slice::from_ref(&relay.url), &token, 40, None).await;
+        common::concurrent_statuses(std::slice::from_ref(&s.relay.url), &s.token, 40, None).await;
     assert_eq!(statuses.get(&200), Some(&40), "{statuses:?}");
-    assert_eq!(used_calls(&env, &id).await, 47);
-    relay.stop().await;
-    assert_eq!(mock.count(), 47);
+    assert_eq!(used_calls(&s.env, &s.id).await, 47);
+    s.relay.stop().await;
+    assert_eq!(s.mock.count(), 47);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_by_another_process_is_honoured_within_a_second() {
-    let Setup {
-        env,
-        relay,
-        mock: _mock,
-        id,
-        token,
-    } = setup(&[]).await;
+    let s = setup(&[]).await;
     let call = || {
-        relay
-            .request(reqwest::Method::GET, "/v1/models", &token)
+        s.relay
+            .request(reqwest::Method::GET, "/v1/models", &s.token)
             .send()
     };
     assert_eq!(call().await.unwrap().status(), 200);
-    let out = cli_async(&env, &["token", "revoke", &id, "--yes"]).await;
+    let out = cli_async(&s.env, &["token", "revoke", &s.id, "--yes"]).await;
     assert!(out.status.success());
     let revoked_at = Instant::now();
     loop {
         let r = call().await.unwrap();
         if r.status() == 401 {
-            assert_refusal(r, 401, "token_revoked", &[KEY, &token]).await;
+            assert_refusal(r, 401, "token_revoked", &[KEY, &s.token]).await;
             break;
         }
         assert!(
@@ -359,7 +329,7 @@ async fn revocation_by_another_process_is_honoured_within_a_second() {
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    relay.stop().await;
+    s.relay.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -520,43 +490,32 @@ async fn every_refusal_has_its_status_and_code_and_no_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_single_character_change_of_a_token_is_invalid_token() {
-    let Setup {
-        env: _env,
-        relay,
-        mock,
-        id: _,
-        token,
-    } = setup(&[]).await;
+    let s = setup(&[]).await;
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    for i in 0..token.len() {
-        let mut bytes = token.as_bytes().to_vec();
+    for i in 0..s.token.len() {
+        let mut bytes = s.token.as_bytes().to_vec();
         let pos = alphabet.iter().position(|&c| c == bytes[i]).unwrap_or(0);
         bytes[i] = alphabet[(pos + 7) % alphabet.len()];
         let mutated = String::from_utf8(bytes).unwrap();
-        let r = relay
+        let r = s
+            .relay
             .request(reqwest::Method::GET, "/v1/models", &mutated)
             .send()
             .await
             .unwrap();
-        assert_refusal(r, 401, "invalid_token", &[KEY, &token]).await;
+        assert_refusal(r, 401, "invalid_token", &[KEY, &s.token]).await;
     }
-    assert_eq!(mock.count(), 0);
-    relay.stop().await;
+    assert_eq!(s.mock.count(), 0);
+    s.relay.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preflights_need_no_token_and_never_count() {
-    let Setup {
-        env,
-        relay,
-        mock,
-        id,
-        token: _,
-    } = setup(&["--max-calls", "3"]).await;
+    let s = setup(&["--max-calls", "3"]).await;
     let r = http()
         .request(
             reqwest::Method::OPTIONS,
-            format!("{}/v1/chat/completions", relay.url),
+            format!("{}/v1/chat/completions", s.relay.url),
         )
         .header("origin", "https://app.example.com")
         .header("access-control-request-method", "POST")
@@ -581,35 +540,30 @@ async fn preflights_need_no_token_and_never_count() {
             .contains("POST")
     );
     assert_eq!(h["access-control-max-age"], "86400");
-    assert_eq!(mock.count(), 0);
-    relay.stop().await;
-    assert_eq!(used_calls(&env, &id).await, 0);
+    assert_eq!(s.mock.count(), 0);
+    s.relay.stop().await;
+    assert_eq!(used_calls(&s.env, &s.id).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traversal_paths_are_refused() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Setup {
-        env: _env,
-        relay,
-        mock,
-        id: _,
-        token,
-    } = setup(&[]).await;
-    let addr = relay.url.trim_start_matches("http://").to_string();
+    let s = setup(&[]).await;
+    let addr = s.relay.url.trim_start_matches("http://").to_string();
     for path in ["/v1/../admin", "/v1/%2e%2e/admin", "/v1/a%2Fb"] {
-        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
         let req = format!(
-            "GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\nconnection: close\r\n\r\n",
+            s.token
         );
-        s.write_all(req.as_bytes()).await.unwrap();
+        socket.write_all(req.as_bytes()).await.unwrap();
         let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
+        socket.read_to_string(&mut out).await.unwrap();
         assert!(out.starts_with("HTTP/1.1 400"), "{path}: {out}");
         assert!(out.contains("invalid_path"), "{out}");
     }
-    assert_eq!(mock.count(), 0);
-    relay.stop().await;
+    assert_eq!(s.mock.count(), 0);
+    s.relay.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -640,27 +594,22 @@ async fn health_and_readiness() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_stop_lets_a_stream_finish() {
-    let Setup {
-        env: _env,
-        mut relay,
-        mock,
-        id: _,
-        token,
-    } = setup(&[]).await;
-    let mut stream = relay
-        .stream(&token, "/v1/chat/completions", r#"{"stream": true}"#)
+    let mut s = setup(&[]).await;
+    let mut stream = s
+        .relay
+        .stream(&s.token, "/v1/chat/completions", r#"{"stream": true}"#)
         .await;
     stream.next().await.expect("a first event");
-    let stopping = relay.begin_stop();
+    let stopping = s.relay.begin_stop();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         !stopping.is_finished(),
         "the server stopped with a stream in flight"
     );
     // No new connections once stopping.
-    let url = relay.url.clone();
+    let url = s.relay.url.clone();
     assert!(http().get(format!("{url}/healthz")).send().await.is_err());
-    mock.release();
+    s.mock.release();
     assert_eq!(stream.rest().await, REST_EVENTS.as_bytes());
     tokio::time::timeout(Duration::from_secs(10), stopping)
         .await
@@ -750,20 +699,17 @@ async fn an_idle_stream_is_cut_but_a_slow_one_is_not() {
         idle_timeout: Duration::from_millis(400),
         ..ServeConfig::default()
     };
-    let Setup {
-        env: _env,
-        relay,
-        mock,
-        id: _,
-        token,
-    } = setup_with(config, &[]).await;
-    let stream = || relay.stream(&token, "/v1/chat/completions", r#"{"stream": true}"#);
+    let s = setup_with(config, &[]).await;
+    let stream = || {
+        s.relay
+            .stream(&s.token, "/v1/chat/completions", r#"{"stream": true}"#)
+    };
 
     // Released after 200 ms (< idle timeout): the whole stream arrives.
     let mut slow = stream().await;
     slow.next().await.expect("a first event");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    mock.release();
+    s.mock.release();
     assert_eq!(slow.rest().await, REST_EVENTS.as_bytes());
 
     // Never released: cut after the idle timeout, and the upstream request is dropped.
@@ -779,7 +725,7 @@ async fn an_idle_stream_is_cut_but_a_slow_one_is_not() {
         started.elapsed() >= Duration::from_millis(300),
         "cut too early"
     );
-    relay.stop().await;
+    s.relay.stop().await;
 }
 
 /// hyper keeps a slot the size of the router's per-request future in every connection, for

@@ -279,11 +279,10 @@ fn streams_ask_for_usage_on_chat_and_legacy_completions() {
     assert!(sent.get("stream_options").is_none());
 }
 
-#[test]
-fn bodies_the_cap_does_not_concern_pass_untouched() {
-    let p = policy(Some(10), &[]);
+/// An OpenAI transcription upload, a form with boundary `x`, under `policy`.
+fn upload(policy: &Policy) -> Call<'_> {
     let provider = lookup("openai").unwrap();
-    let call = Call {
+    Call {
         provider,
         operation: Operation::of(
             provider.family,
@@ -293,8 +292,14 @@ fn bodies_the_cap_does_not_concern_pass_untouched() {
         path_model: None,
         content_type: Some("multipart/form-data; boundary=x"),
         secret_lifetime: 0,
-        policy: &p,
-    };
+        policy,
+    }
+}
+
+#[test]
+fn bodies_the_cap_does_not_concern_pass_untouched() {
+    let p = policy(Some(10), &[]);
+    let call = upload(&p);
     let form = Bytes::from_static(
         b"--x\r\ncontent-disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--x--\r\n",
     );
@@ -310,19 +315,7 @@ fn bodies_the_cap_does_not_concern_pass_untouched() {
 #[test]
 fn a_form_s_model_is_held_to_the_allow_list() {
     let p = policy(Some(10), &["whisper-1"]);
-    let provider = lookup("openai").unwrap();
-    let call = Call {
-        provider,
-        operation: Operation::of(
-            provider.family,
-            &http::Method::POST,
-            "/v1/audio/transcriptions",
-        ),
-        path_model: None,
-        content_type: Some("multipart/form-data; boundary=x"),
-        secret_lifetime: 0,
-        policy: &p,
-    };
+    let call = upload(&p);
     let form = |model: &str| {
         Bytes::from(format!(
             "--x\r\ncontent-disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n\
