@@ -318,6 +318,7 @@ pub async fn update(
     let update = TokenUpdate {
         name: name.map(|n| Some(n.trim().to_string()).filter(|n| !n.is_empty())),
         limits: limits.apply(&current.limits, Utc::now())?,
+        before: current.limits.clone(),
     };
     Ok(store.update_token(&current.id, &update).await?)
 }

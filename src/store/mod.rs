@@ -294,6 +294,32 @@ mod tests {
         }
     }
 
+    /// Two updates made from the same reading of a token, each of one limit: the second
+    /// leaves the first's limit as the first set it (only what an update changes is
+    /// written).
+    #[tokio::test]
+    async fn an_update_writes_only_the_limits_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::connect(&url, Migrations::Apply).await.unwrap();
+        let read = store.insert_token(&new_token(Some(5))).await.unwrap();
+        let mut calls = read.limits.clone();
+        calls.max_calls = Some(9);
+        let mut rpm = read.limits.clone();
+        rpm.policy.rpm = Some(30);
+        for after in [calls, rpm] {
+            let update = tokens::TokenUpdate {
+                name: None,
+                before: read.limits.clone(),
+                limits: after,
+            };
+            store.update_token(&read.id, &update).await.unwrap();
+        }
+        let now = store.get_token(&read.id).await.unwrap();
+        assert_eq!(now.limits.max_calls, Some(9), "the first update was undone");
+        assert_eq!(now.limits.policy.rpm, Some(30));
+    }
+
     /// The inline SQLite count and the asynchronous one are built from one statement; this
     /// checks that they also answer alike, and leave the same row, case by case.
     #[tokio::test]

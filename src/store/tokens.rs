@@ -3,8 +3,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement, UpdateStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ActiveValue, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Iterable,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde::Serialize;
 
@@ -131,10 +131,11 @@ pub struct NewToken {
 }
 
 /// A change to a token (`token update`): its name (`None` leaves it as it is) and its
-/// limits, whole.
+/// limits, as they were read (`before`) and as they are to be.
 #[derive(Debug, Clone)]
 pub struct TokenUpdate {
     pub name: Option<Option<String>>,
+    pub before: Limits,
     pub limits: Limits,
 }
 
@@ -235,6 +236,22 @@ fn set_limits(active: &mut token::ActiveModel, limits: &Limits) {
     active.rpm = Set(clamp(policy.rpm));
     active.concurrency = Set(clamp(policy.concurrency));
     active.max_output_tokens = Set(clamp(policy.max_output_tokens));
+}
+
+/// Sets only the limit columns `after` changes from `before`: a limit the update left
+/// alone is not written, so a change another admin made to it meanwhile stands.
+fn set_changed_limits(active: &mut token::ActiveModel, before: &Limits, after: &Limits) {
+    let mut was = <token::ActiveModel as Default>::default();
+    let mut will = <token::ActiveModel as Default>::default();
+    set_limits(&mut was, before);
+    set_limits(&mut will, after);
+    for column in Column::iter() {
+        if let (ActiveValue::Set(old), ActiveValue::Set(new)) = (was.get(column), will.get(column))
+            && old != new
+        {
+            active.set(column, new);
+        }
+    }
 }
 
 /// The row of a new token, unused; `issuer` for signed tokens.
@@ -375,7 +392,7 @@ impl Store {
         if let Some(name) = &update.name {
             active.name = Set(name.clone());
         }
-        set_limits(&mut active, &update.limits);
+        set_changed_limits(&mut active, &update.before, &update.limits);
         active.update(&self.writer).await?.try_into()
     }
 
