@@ -201,10 +201,12 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l client-secre
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l client-timeout -d 'Time a client has to send a request\'s headers, and again its body [default: 30s]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l connect-timeout -d 'Time allowed to connect to a provider [default: 10s]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l grace-period -d 'How long in-flight requests may finish after SIGINT/SIGTERM [default: 30s]' -r
-complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l idle-timeout -d 'Longest pause between two chunks of a response; no limit on a whole stream [default: 2m]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l idle-timeout -d 'Longest pause between two chunks of a response, or between two messages of a realtime session; no limit on a whole stream [default: 2m]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l listen -d 'Address to listen on [default: 127.0.0.1:8080]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l max-body -d 'Largest request body accepted, like 32MiB [default: 32MiB]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l max-body-memory -d 'Most memory the bodies of all requests in flight may hold together; past it a request gets 503 relay_busy [default: 256MiB]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l max-message -d 'Largest WebSocket message a realtime session relays; a larger one closes the session with 1009 [default: 16MiB]' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l max-session -d 'Longest a realtime session may stay open; then both sides are closed with 1008 [default: 1h]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l upstream-timeout -d 'Time allowed until a provider\'s response headers [default: 5m]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f

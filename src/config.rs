@@ -53,6 +53,9 @@ pub struct Config {
     pub client_timeout: Span,
     pub grace_period: Span,
     pub client_secret_lifetime: Span,
+    /// `serve`: the largest WebSocket message a realtime session relays.
+    pub max_message: ByteSize,
+    pub max_session: Span,
     /// `serve`: proxies whose `X-Forwarded-For` is believed: CIDRs or single addresses.
     #[serde(deserialize_with = "ip_ranges")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -79,6 +82,8 @@ impl Default for Config {
             client_timeout: Span(serve.client_timeout),
             grace_period: Span(serve.grace_period),
             client_secret_lifetime: Span(serve.client_secret_lifetime),
+            max_message: ByteSize(serve.max_message),
+            max_session: Span(serve.max_session),
             trusted_proxies: serve.trusted_proxies,
             metrics: serve.metrics_route,
             metrics_listen: None,

@@ -594,14 +594,38 @@ fn providers_lists_the_registry() {
         .unwrap();
     assert_eq!(anthropic["auth"], "x-api-key");
     let table = stdout(&env.cmd().arg("providers").output().unwrap());
-    for name in [
-        "openai",
-        "gemini",
-        "azure",
-        "deepseek",
-        "siliconflow",
-        "custom",
+    let (header, rows) = parse_table(&table);
+    let realtime_of = |name: &str| {
+        let row = rows
+            .iter()
+            .find(|r| cell(&header, r, "provider") == name)
+            .unwrap_or_else(|| panic!("{name} missing:\n{table}"));
+        cell(&header, row, "realtime (WebSocket)").to_string()
+    };
+    for (name, realtime) in [
+        ("openai", "/v1/realtime"),
+        ("azure", "/openai/v1/realtime"),
+        (
+            "gemini",
+            "/ws/google.ai.generativelanguage.v1.GenerativeService.BidiGenerateContent",
+        ),
+        ("custom", "/v1/realtime"),
+        ("anthropic", "-"),
+        ("deepseek", "-"),
+        ("siliconflow", "-"),
     ] {
-        assert!(table.contains(name), "{name} missing");
+        assert_eq!(realtime_of(name), realtime, "{name}");
+        let listed = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap();
+        assert_eq!(
+            listed["realtime"].as_str().unwrap_or("-"),
+            realtime,
+            "{name}"
+        );
     }
+    assert_eq!(rows.len(), v.as_array().unwrap().len());
 }

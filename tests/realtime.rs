@@ -1,13 +1,23 @@
-//! Realtime through the relay: WebRTC call setup (`/v1/realtime/calls`) and ephemeral
-//! client secrets, with the real key only upstream.
+//! Realtime through the relay: WebSocket sessions (OpenAI Realtime, Gemini Live), WebRTC
+//! call setup (`/v1/realtime/calls`) and ephemeral client secrets, with the real key only
+//! upstream.
 
 use crate::common;
 use common::TEST_KEY as KEY;
 
+use std::time::Duration;
+
 use common::mock::{EPHEMERAL_KEY, MockUpstream, SDP_ANSWER};
+use common::realtime_mock::{
+    RESPONSE_TOKENS, RealtimeMock, TURN_TOKENS, close_of, next_event, refusal_of, ws_connect,
+};
 use common::{TestEnv, TestRelay, assert_refusal, python, used_calls};
+use futures_util::{SinkExt, StreamExt};
 use relayapi::server::ServeConfig;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 const OFFER: &str =
     "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
@@ -128,16 +138,27 @@ print(secret.value)
     assert_eq!(used_calls(&env, &id).await, mock.count() as i64);
 }
 
-/// Sends a WebSocket handshake on a raw socket; returns the status line and the JSON body.
-async fn websocket_handshake(relay: &TestRelay, token: &str) -> (String, Value) {
+/// Sends a request on a raw socket, as a WebSocket handshake when `upgrade`; returns the
+/// status line and the JSON body.
+async fn raw_request(
+    relay: &TestRelay,
+    token: &str,
+    target: &str,
+    upgrade: bool,
+) -> (String, Value) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = relay.url.trim_start_matches("http://");
     let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let upgrade = if upgrade {
+        "connection: Upgrade\r\nupgrade: websocket\r\n"
+    } else {
+        ""
+    };
     let request = format!(
-        "GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nhost: {addr}\r\n\
-         authorization: Bearer {token}\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\
+        "{target} HTTP/1.1\r\nhost: {addr}\r\n\
+         authorization: Bearer {token}\r\n{upgrade}\
          sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         origin: https://app.example.com\r\n\r\n"
+         content-length: 0\r\norigin: https://app.example.com\r\n\r\n"
     );
     socket.write_all(request.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
@@ -170,18 +191,24 @@ async fn websocket_handshake(relay: &TestRelay, token: &str) -> (String, Value) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_websocket_handshake_is_refused_plainly_and_never_sent_on_as_a_get() {
+async fn a_websocket_is_relayed_only_on_a_realtime_path_and_that_path_only_as_one() {
     let env = TestEnv::sqlite();
     let mock = MockUpstream::start().await;
     let relay = TestRelay::start(&env, ServeConfig::default()).await;
-    // Even a token allowed to GET the realtime path: the provider must not see a GET.
     let (id, token) = relay
-        .issue(&["--upstream", &mock.url, "--endpoint", "GET /v1/realtime"])
+        .issue(&["--upstream", &mock.url, "--endpoint", "* /v1/*"])
         .await;
-    let (status, body) = websocket_handshake(&relay, &token).await;
-    assert!(status.starts_with("HTTP/1.1 501"), "{status}");
-    assert_eq!(body["error"]["code"], "websocket_not_supported", "{body}");
-    assert!(!body.to_string().contains(KEY) && !body.to_string().contains(&token));
+    // An upgrade on an HTTP path would reach the provider as a plain GET.
+    let (status, misplaced) = raw_request(&relay, &token, "POST /v1/chat/completions", true).await;
+    assert!(status.starts_with("HTTP/1.1 400"), "{status}");
+    assert_eq!(misplaced["error"]["code"], "websocket_not_supported");
+    // And the realtime path means nothing without one.
+    let (status, plain) = raw_request(&relay, &token, "GET /v1/realtime", false).await;
+    assert!(status.starts_with("HTTP/1.1 426"), "{status}");
+    assert_eq!(plain["error"]["code"], "websocket_required");
+    for body in [misplaced.to_string(), plain.to_string()] {
+        assert!(!body.contains(KEY) && !body.contains(&token), "{body}");
+    }
     assert_eq!(mock.count(), 0, "nothing reached the provider");
     relay.stop().await;
     assert_eq!(
@@ -189,4 +216,456 @@ async fn a_websocket_handshake_is_refused_plainly_and_never_sent_on_as_a_get() {
         0,
         "a refused handshake is not a call"
     );
+}
+
+const REALTIME: &str = "/v1/realtime?model=gpt-realtime";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_relays_every_frame_both_ways_and_counts_once() {
+    let env = TestEnv::sqlite();
+    let upstream = RealtimeMock::start().await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let (id, token) = relay
+        .issue(&[
+            "--upstream",
+            &upstream.url,
+            "--model",
+            "gpt-realtime",
+            "--concurrency",
+            "1",
+        ])
+        .await;
+    let bearer = format!("Bearer {token}");
+    let (mut ws, answer) = ws_connect(&relay.url, REALTIME, &[("authorization", &bearer)])
+        .await
+        .expect("the session opens");
+    assert_eq!(answer.status(), 101);
+    assert_eq!(next_event(&mut ws).await["type"], "session.created");
+
+    // The session holds the token's one concurrent call.
+    let busy = relay.post(&token, "/v1/chat/completions", "{}").await;
+    assert_refusal(busy, 429, "too_many_concurrent_requests", &[KEY, &token]).await;
+
+    let text = json!({"type": "conversation.item.create", "n": 1}).to_string();
+    ws.send(Message::text(text.clone())).await.unwrap();
+    assert_eq!(
+        next_event(&mut ws).await,
+        serde_json::from_str::<Value>(&text).unwrap()
+    );
+    let audio: Vec<u8> = (0..256 * 1024).map(|i| (i % 251) as u8).collect();
+    ws.send(Message::binary(audio.clone())).await.unwrap();
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+    let (mut binary, mut pong) = (None, false);
+    while binary.is_none() || !pong {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Binary(bytes))) => binary = Some(bytes),
+            Some(Ok(Message::Pong(payload))) => pong |= &payload[..] == b"are you there",
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(binary.unwrap(), audio, "binary frames pass unchanged");
+
+    ws.send(Message::text(
+        json!({"type": "response.create"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        next_event(&mut ws).await["type"],
+        "response.output_text.delta"
+    );
+    assert_eq!(next_event(&mut ws).await["type"], "response.done");
+    // The client's close code and reason reach the provider, and its answer comes back.
+    ws.close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    }))
+    .await
+    .unwrap();
+    assert_eq!(close_of(&mut ws).await, (1000, "bye".to_string()));
+
+    let seen = &upstream.handshakes()[0];
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    assert!(seen.uri.ends_with(REALTIME), "{}", seen.uri);
+    assert!(
+        !seen.everything().contains(&token),
+        "the token went upstream: {seen:?}"
+    );
+    let usage = common::usage_of(&env, &id, 1).await;
+    assert_eq!((usage.total_tokens, usage.aborted), (RESPONSE_TOKENS, 0));
+    relay.stop().await;
+    assert_eq!(used_calls(&env, &id).await, 1, "a session is one call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_handshake_is_checked_before_anything_is_dialled() {
+    let env = TestEnv::sqlite();
+    let upstream = RealtimeMock::start().await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let (id, token) = relay
+        .issue(&[
+            "--upstream",
+            &upstream.url,
+            "--model",
+            "gpt-realtime",
+            "--origin",
+            "https://app.example.com",
+        ])
+        .await;
+    // A page's WebSocket cannot set headers: the token rides in a subprotocol.
+    let protocols = format!("realtime, openai-insecure-api-key.{token}, openai-beta.realtime-v1");
+    let browser = |origin: &'static str, target: &'static str| {
+        let protocols = protocols.clone();
+        let relay = &relay;
+        async move {
+            ws_connect(
+                &relay.url,
+                target,
+                &[("sec-websocket-protocol", &protocols), ("origin", origin)],
+            )
+            .await
+        }
+    };
+    let (mut ws, answer) = browser("https://app.example.com", REALTIME)
+        .await
+        .expect("opens");
+    assert_eq!(answer.headers()["sec-websocket-protocol"], "realtime");
+    assert!(
+        !format!("{:?}", answer.headers()).contains(&token),
+        "the token was echoed"
+    );
+    assert_eq!(next_event(&mut ws).await["type"], "session.created");
+    ws.close(None).await.unwrap();
+    let seen = &upstream.handshakes()[0];
+    assert_eq!(
+        seen.header("sec-websocket-protocol"),
+        Some("realtime, openai-beta.realtime-v1")
+    );
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    assert_eq!(seen.header("origin"), None);
+    assert!(!seen.everything().contains(&token));
+
+    // Cross-site WebSocket hijacking: CORS does not guard a WebSocket, the origin check does.
+    let (status, body) = refusal_of(browser("https://evil.example", REALTIME).await);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("origin_not_allowed"))
+    );
+    let (status, body) = refusal_of(
+        browser(
+            "https://app.example.com",
+            "/v1/realtime?model=gpt-4o-realtime",
+        )
+        .await,
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("model_not_allowed"))
+    );
+    let (status, _) = refusal_of(browser("https://app.example.com", "/v1/realtime").await);
+    assert_eq!(status, 403, "no model named: the list cannot be applied");
+    assert_eq!(upstream.handshakes().len(), 1, "refusals dial nothing");
+
+    // The provider's own refusal reaches the page as it was sent.
+    let (_, open_token) = relay.issue(&["--upstream", &upstream.url]).await;
+    let bearer = format!("Bearer {open_token}");
+    let (status, body) = refusal_of(
+        ws_connect(
+            &relay.url,
+            "/v1/realtime?model=refused-by-provider",
+            &[("authorization", &bearer)],
+        )
+        .await,
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("model_not_found"))
+    );
+    relay.stop().await;
+    assert_eq!(used_calls(&env, &id).await, 1, "refusals are not calls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_end_live_sessions_with_a_close_code_and_a_reason() {
+    let env = TestEnv::sqlite();
+    let upstream = RealtimeMock::start().await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let open = |token: String| {
+        let relay = &relay;
+        async move {
+            let bearer = format!("Bearer {token}");
+            let (mut ws, _) = ws_connect(&relay.url, REALTIME, &[("authorization", &bearer)])
+                .await
+                .expect("opens");
+            assert_eq!(next_event(&mut ws).await["type"], "session.created");
+            ws
+        }
+    };
+
+    // Revoked while open: closed within the bound revocation meets for HTTP calls.
+    let (revoked_id, token) = relay.issue(&["--upstream", &upstream.url]).await;
+    let mut ws = open(token.clone()).await;
+    let store = env.store().await;
+    store.revoke(&revoked_id).await.unwrap();
+    assert_eq!(
+        close_of(&mut ws).await,
+        (1008, "the token has been revoked".to_string())
+    );
+
+    // The budget runs out mid-session: the response that spends it arrives, then the close.
+    let budget = (RESPONSE_TOKENS + 1).to_string();
+    let (budget_id, token) = relay
+        .issue(&["--upstream", &upstream.url, "--max-total-tokens", &budget])
+        .await;
+    let mut ws = open(token.clone()).await;
+    for _ in 0..2 {
+        ws.send(Message::text(
+            json!({"type": "response.create"}).to_string(),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            next_event(&mut ws).await["type"],
+            "response.output_text.delta"
+        );
+        assert_eq!(next_event(&mut ws).await["type"], "response.done");
+    }
+    assert_eq!(
+        close_of(&mut ws).await,
+        (1008, "the token has used its token budget".to_string())
+    );
+    let refused = relay.post(&token, "/v1/chat/completions", "{}").await;
+    assert_refusal(refused, 429, "token_budget_exhausted", &[KEY, &token]).await;
+
+    // The provider drops the connection: the client hears 1011, the session is aborted.
+    let (dropped_id, token) = relay.issue(&["--upstream", &upstream.url]).await;
+    let mut ws = open(token).await;
+    ws.send(Message::text(json!({"type": "mock.die"}).to_string()))
+        .await
+        .unwrap();
+    assert_eq!(
+        close_of(&mut ws).await,
+        (1011, "the provider's connection was lost".to_string())
+    );
+
+    // A provider's own close code and reason reach the client.
+    let (_, token) = relay.issue(&["--upstream", &upstream.url]).await;
+    let mut ws = open(token).await;
+    let close = json!({"type": "mock.close", "code": 4002, "reason": "provider says bye"});
+    ws.send(Message::text(close.to_string())).await.unwrap();
+    assert_eq!(
+        close_of(&mut ws).await,
+        (4002, "provider says bye".to_string())
+    );
+
+    // A 20 MiB message is over the 16 MiB cap: 1009, never relayed.
+    let (_, token) = relay.issue(&["--upstream", &upstream.url]).await;
+    let mut ws = open(token).await;
+    let (mut sink, mut stream) = futures_util::StreamExt::split(ws);
+    let big = tokio::spawn(async move {
+        let _ = sink
+            .send(Message::binary(vec![7u8; 20 * 1024 * 1024]))
+            .await;
+        sink
+    });
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Close(Some(frame)))) => break u16::from(frame.code),
+            Some(Ok(_)) => {}
+            other => panic!("ended without a close frame: {other:?}"),
+        }
+    };
+    assert_eq!(closed, 1009);
+    big.abort();
+    ws = open(relay.issue(&["--upstream", &upstream.url]).await.1).await;
+    ws.close(None).await.unwrap();
+
+    let dropped = common::usage_of(&env, &dropped_id, 1).await;
+    assert_eq!(dropped.aborted, 1, "a session the provider cut is aborted");
+    let spent = common::usage_of(&env, &budget_id, 1).await;
+    assert_eq!(spent.total_tokens, 2 * RESPONSE_TOKENS);
+    relay.stop().await;
+    store.close().await;
+    assert_eq!(used_calls(&env, &revoked_id).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_at_the_length_limit_and_when_the_relay_stops() {
+    let env = TestEnv::sqlite();
+    let upstream = RealtimeMock::start().await;
+    let config = ServeConfig {
+        max_session: Duration::from_secs(1),
+        ..ServeConfig::default()
+    };
+    let mut relay = TestRelay::start(&env, config).await;
+    let (_, token) = relay.issue(&["--upstream", &upstream.url]).await;
+    let bearer = format!("Bearer {token}");
+    let (mut ws, _) = ws_connect(&relay.url, REALTIME, &[("authorization", &bearer)])
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (code, reason) = close_of(&mut ws).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (1008, "the session reached the relay's length limit")
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    let (mut ws, _) = ws_connect(&relay.url, REALTIME, &[("authorization", &bearer)])
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut ws).await["type"], "session.created");
+    let stopping = relay.begin_stop();
+    assert_eq!(
+        close_of(&mut ws).await,
+        (1001, "the relay is shutting down".to_string())
+    );
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("the relay stops once its sessions have closed")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gemini_live_checks_the_model_in_its_setup_message() {
+    let env = TestEnv::sqlite();
+    let upstream = RealtimeMock::start().await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let (id, token) = relay
+        .issue(&[
+            "--provider",
+            "gemini",
+            "--upstream",
+            &upstream.url,
+            "--model",
+            "gemini-live-*",
+        ])
+        .await;
+    let live = format!(
+        "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent?key={token}"
+    );
+    let (mut ws, _) = ws_connect(&relay.url, &live, &[]).await.expect("opens");
+    let setup = json!({"setup": {"model": "models/gemini-live-2.5-flash"}});
+    ws.send(Message::text(setup.to_string())).await.unwrap();
+    assert!(next_event(&mut ws).await.get("setupComplete").is_some());
+    let turn = json!({"clientContent": {"turns": [{"role": "user", "parts": [{"text": "hi"}]}], "turnComplete": true}});
+    ws.send(Message::text(turn.to_string())).await.unwrap();
+    assert_eq!(
+        next_event(&mut ws).await["usageMetadata"]["totalTokenCount"],
+        TURN_TOKENS
+    );
+    ws.close(None).await.unwrap();
+    let seen = &upstream.handshakes()[0];
+    assert_eq!(seen.header("x-goog-api-key"), Some(KEY));
+    assert!(!seen.everything().contains(&token) && !seen.uri.contains("key="));
+
+    let (mut ws, _) = ws_connect(&relay.url, &live, &[]).await.expect("opens");
+    let setup = json!({"setup": {"model": "models/gemini-2.5-pro"}});
+    ws.send(Message::text(setup.to_string())).await.unwrap();
+    assert_eq!(
+        close_of(&mut ws).await,
+        (1008, "this token may not use that model".to_string())
+    );
+    assert_eq!(upstream.handshakes().len(), 2);
+
+    let usage = common::usage_of(&env, &id, 2).await;
+    assert_eq!(usage.total_tokens, TURN_TOKENS);
+    relay.stop().await;
+}
+
+const SDK_SESSIONS: &str = r#"
+import asyncio, json, os, openai, websockets
+from google import genai
+
+async def main():
+    relay, token = os.environ["RELAY"], os.environ["TOKEN"]
+    client = openai.AsyncOpenAI(api_key=token, base_url=relay + "/v1", max_retries=0)
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await conn.send({"type": "response.create"})
+        async for event in conn:
+            if event.type == "response.done":
+                print("sdk", event.response.usage.total_tokens)
+                break
+    # A page's WebSocket, as the browser opens it: the token in a subprotocol.
+    protocols = ["realtime", "openai-insecure-api-key." + os.environ["BROWSER_TOKEN"]]
+    url = relay.replace("http", "ws") + "/v1/realtime?model=gpt-realtime"
+    async with websockets.connect(url, subprotocols=protocols, origin="https://app.example.com") as ws:
+        print("protocol", ws.subprotocol)
+        print("first", json.loads(await ws.recv())["type"])
+    gemini = genai.Client(api_key=os.environ["GEMINI_TOKEN"], http_options={"base_url": relay})
+    # With an API key the SDK always dials wss://; this relay listens in plain HTTP, so its
+    # WebSocket base is pointed at ws:// (everything else is the SDK's own).
+    gemini._api_client._websocket_base_url = lambda *args, **kwargs: relay.replace("http", "ws", 1)
+    gemini._api_client._websocket_ssl_ctx = {}
+    async with gemini.aio.live.connect(model="gemini-live-2.5-flash", config={"response_modalities": ["TEXT"]}) as session:
+        await session.send_client_content(turns={"role": "user", "parts": [{"text": "hi"}]}, turn_complete=True)
+        async for message in session.receive():
+            if message.usage_metadata:
+                print("gemini", message.usage_metadata.total_token_count)
+                break
+
+asyncio.run(main())
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_sdks_open_sessions_through_the_relay() {
+    let env = TestEnv::sqlite();
+    let upstream = RealtimeMock::start().await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let (id, token) = relay.issue(&["--upstream", &upstream.url]).await;
+    let (browser_id, browser_token) = relay
+        .issue(&[
+            "--upstream",
+            &upstream.url,
+            "--origin",
+            "https://app.example.com",
+        ])
+        .await;
+    let (_, gemini_token) = relay
+        .issue(&["--provider", "gemini", "--upstream", &upstream.url])
+        .await;
+    let vars = vec![
+        ("RELAY", relay.url.clone()),
+        ("TOKEN", token.clone()),
+        ("BROWSER_TOKEN", browser_token.clone()),
+        ("GEMINI_TOKEN", gemini_token),
+    ];
+    let Some(out) = python(SDK_SESSIONS, vars).await else {
+        return;
+    };
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("sdk {RESPONSE_TOKENS}").as_str(),
+            "protocol realtime",
+            "first session.created",
+            format!("gemini {TURN_TOKENS}").as_str(),
+        ]
+    );
+    let seen = upstream.handshakes();
+    assert_eq!(seen.len(), 3);
+    for secret in [&token, &browser_token] {
+        assert!(
+            seen.iter()
+                .all(|h| !h.everything().contains(secret.as_str()))
+        );
+    }
+    relay.stop().await;
+    assert_eq!(used_calls(&env, &id).await, 1);
+    assert_eq!(used_calls(&env, &browser_id).await, 1);
 }

@@ -10,8 +10,11 @@ use crate::common;
 use std::time::Duration;
 
 use common::mock::MockUpstream;
+use common::realtime_mock::{RealtimeMock, close_of, next_event, refusal_of, ws_connect};
 use common::{ServeProcess, TestEnv, http};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
 
 const OPENAI_KEY: &str = "sk-proj-SECRET-openai-0123456789abcdefXYZ";
 const ANTHROPIC_KEY: &str = "sk-ant-SECRET-anthropic-0123456789abcdef";
@@ -144,6 +147,34 @@ async fn case(env: TestEnv) {
     written.add("issue table (stderr)", table.stderr);
     tokens.push(table_token);
 
+    // Realtime sessions, against a WebSocket provider of their own.
+    let realtime = RealtimeMock::start().await;
+    let mut realtime_tokens = Vec::new();
+    for (key, provider) in [(OPENAI_KEY, "openai"), (GEMINI_KEY, "gemini")] {
+        let args = [
+            "token",
+            "issue",
+            "--api-key-env",
+            "K",
+            "--json",
+            "--upstream",
+            &realtime.url,
+            "--provider",
+            provider,
+            "--model",
+            "gpt-realtime",
+            "--model",
+            "gemini-live*",
+        ];
+        let out = cli(&env, &args, &[("K", key)]).await;
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        let (_, token) = token_of(&out);
+        written.add_issuing(format!("issue realtime {provider}"), out.stdout, &token);
+        written.add(format!("issue realtime {provider} (stderr)"), out.stderr);
+        tokens.push(token.clone());
+        realtime_tokens.push(token);
+    }
+
     // An issuer, and a token it signs.
     let pem_path = env.dir.path().join("issuer.pem");
     let pem = pem_path.to_str().unwrap();
@@ -249,6 +280,44 @@ async fn case(env: TestEnv) {
     call("gemini", gemini_call, 200).await;
     call("signed", chat_with(&signed), 200).await;
 
+    // Sessions: the browser's subprotocol form, Gemini's `?key=`, a refusal, a provider
+    // that drops: every message, header and close reason the client gets is searched.
+    let mut heard = Vec::new();
+    let protocols = format!("realtime, openai-insecure-api-key.{}", realtime_tokens[0]);
+    let browser = [("sec-websocket-protocol", protocols.as_str())];
+    let (mut ws, answer) = ws_connect(&base, "/v1/realtime?model=gpt-realtime", &browser)
+        .await
+        .expect("the session opens");
+    heard.push(format!("{:?}", answer.headers()));
+    heard.push(next_event(&mut ws).await.to_string());
+    ws.send(Message::text(
+        json!({"type": "response.create"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    heard.push(next_event(&mut ws).await.to_string());
+    heard.push(next_event(&mut ws).await.to_string());
+    ws.send(Message::text(json!({"type": "mock.die"}).to_string()))
+        .await
+        .unwrap();
+    heard.push(format!("{:?}", close_of(&mut ws).await));
+    let refused = ws_connect(&base, "/v1/realtime?model=o1", &browser).await;
+    heard.push(refusal_of(refused).1.to_string());
+    let live = format!(
+        "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent?key={}",
+        realtime_tokens[1]
+    );
+    let (mut ws, _) = ws_connect(&base, &live, &[])
+        .await
+        .expect("the session opens");
+    let setup = json!({"setup": {"model": "models/gemini-2.5-pro"}});
+    ws.send(Message::text(setup.to_string())).await.unwrap();
+    heard.push(format!("{:?}", close_of(&mut ws).await));
+    written.add(
+        "realtime sessions (what the clients heard)",
+        heard.join("\n"),
+    );
+
     // Refusals that know the token: wrong model, a mutated token, a revoked one.
     let wrong_model = client
         .post(url("/v1/chat/completions"))
@@ -328,7 +397,12 @@ async fn case(env: TestEnv) {
     }
     written.add("database dump", env.dump_database());
     // The search can find what it looks for: the keys did reach the provider.
-    let upstream_saw: String = mock.requests().iter().map(|r| r.everything()).collect();
+    let upstream_saw: String = mock
+        .requests()
+        .iter()
+        .map(|r| r.everything())
+        .chain(realtime.handshakes().iter().map(|h| h.everything()))
+        .collect();
     for key in [
         OPENAI_KEY,
         ANTHROPIC_KEY,

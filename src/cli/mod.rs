@@ -129,6 +129,13 @@ pub fn main(cli: Cli) -> ExitCode {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("RELAYAPI_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // tungstenite traces a client handshake's whole request, the provider's key with it:
+    // that one place is held to debug whatever the level asked for.
+    let filter = filter.add_directive(
+        "tungstenite::handshake::client=debug"
+            .parse()
+            .expect("a valid directive"),
+    );
     // Colours only on a terminal: a log file or a collector gets plain text.
     use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()

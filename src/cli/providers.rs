@@ -21,6 +21,9 @@ impl ProvidersCmd {
                 p.base_url.unwrap_or("(given with --upstream)").to_string()
             }),
             column("auth", |p: &Provider| p.auth.to_string()),
+            column("realtime (WebSocket)", |p: &Provider| {
+                p.realtime.unwrap_or("-").to_string()
+            }),
             column("added headers", |p: &Provider| {
                 let headers: Vec<String> = p
                     .default_headers

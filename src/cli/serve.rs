@@ -35,7 +35,8 @@ pub struct ServeCmd {
     #[arg(long, env = "RELAYAPI_UPSTREAM_TIMEOUT", value_name = "DURATION")]
     #[serde(skip_serializing_if = "Option::is_none")]
     upstream_timeout: Option<Span>,
-    /// Longest pause between two chunks of a response; no limit on a whole stream
+    /// Longest pause between two chunks of a response, or between two messages of a
+    /// realtime session; no limit on a whole stream
     #[arg(long, env = "RELAYAPI_IDLE_TIMEOUT", value_name = "DURATION")]
     #[serde(skip_serializing_if = "Option::is_none")]
     idle_timeout: Option<Span>,
@@ -52,6 +53,15 @@ pub struct ServeCmd {
     #[arg(long, env = "RELAYAPI_CLIENT_SECRET_LIFETIME", value_name = "DURATION")]
     #[serde(skip_serializing_if = "Option::is_none")]
     client_secret_lifetime: Option<Span>,
+    /// Largest WebSocket message a realtime session relays; a larger one closes the
+    /// session with 1009
+    #[arg(long, env = "RELAYAPI_MAX_MESSAGE", value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_message: Option<ByteSize>,
+    /// Longest a realtime session may stay open; then both sides are closed with 1008
+    #[arg(long, env = "RELAYAPI_MAX_SESSION", value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_session: Option<Span>,
     /// Proxy whose X-Forwarded-For is believed for --ip policies (repeatable CIDR)
     #[arg(
         long = "trusted-proxy",
@@ -114,6 +124,8 @@ fn serve_config(config: &Config) -> anyhow::Result<ServeConfig> {
         client_timeout: config.client_timeout.0,
         grace_period: config.grace_period.0,
         client_secret_lifetime: config.client_secret_lifetime.0,
+        max_message: config.max_message.0,
+        max_session: config.max_session.0,
         trusted_proxies: config.trusted_proxies.clone(),
         metrics_route: config.metrics_listen.is_none() && config.metrics,
         admin_secret: config

@@ -139,7 +139,11 @@ fn output_fields(operation: Operation, provider: &Provider) -> Option<OutputFiel
             primary: "maxOutputTokens",
             choices: &["candidateCount", "candidate_count"],
         },
-        Operation::Embeddings | Operation::RealtimeClientSecret | Operation::Other => return None,
+        // A session's output is not capped by rewriting its messages; its budget holds.
+        Operation::Embeddings
+        | Operation::RealtimeClientSecret
+        | Operation::RealtimeSession
+        | Operation::Other => return None,
     })
 }
 

@@ -7,7 +7,7 @@ use warp::reply::Response;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
     #[error(
-        "no API token: send it as `Authorization: Bearer <token>`, `x-api-key`, `x-goog-api-key`, `api-key` or `?key=`"
+        "no API token: send it as `Authorization: Bearer <token>`, `x-api-key`, `x-goog-api-key`, `api-key`, `?key=` or, on a WebSocket, the subprotocol `openai-insecure-api-key.<token>`"
     )]
     MissingToken,
     #[error("the token is not valid")]
@@ -53,9 +53,13 @@ pub enum ApiError {
     #[error("the multipart form could not be read: check its boundary and parts")]
     FormUnreadable,
     #[error(
-        "WebSocket sessions are not relayed yet; set up a realtime call over WebRTC (POST /v1/realtime/calls) instead"
+        "WebSocket sessions are relayed only on a provider's realtime path (run `relayapi providers`)"
     )]
     WebSocketNotRelayed,
+    #[error("this is a realtime path: open it as a WebSocket")]
+    WebSocketRequired,
+    #[error("the WebSocket handshake is invalid: it needs Sec-WebSocket-Key and version 13")]
+    BadHandshake,
     #[error("the relay is holding as many request bodies as it may; retry shortly")]
     RelayBusy,
     #[error("the upstream provider could not be reached")]
@@ -87,13 +91,14 @@ impl ApiError {
             RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             InvalidPath | BadRequest | ModelUnreadable | BodyUnreadable | DuplicateField(_)
-            | InvalidField(_) | TooManyChoices | FormUnreadable => StatusCode::BAD_REQUEST,
+            | InvalidField(_) | TooManyChoices | FormUnreadable | WebSocketNotRelayed
+            | BadHandshake => StatusCode::BAD_REQUEST,
+            WebSocketRequired => StatusCode::UPGRADE_REQUIRED,
             UpstreamUnreachable => StatusCode::BAD_GATEWAY,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             StoreUnavailable | ShuttingDown | RelayBusy => StatusCode::SERVICE_UNAVAILABLE,
             TokenRecordUnreadable => StatusCode::INTERNAL_SERVER_ERROR,
             NotFound => StatusCode::NOT_FOUND,
-            WebSocketNotRelayed => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
@@ -126,6 +131,8 @@ impl ApiError {
             RelayBusy => "relay_busy",
             NotFound => "not_found",
             WebSocketNotRelayed => "websocket_not_supported",
+            WebSocketRequired => "websocket_required",
+            BadHandshake => "invalid_handshake",
         }
     }
 
@@ -143,7 +150,8 @@ impl ApiError {
             }
             RequestTooLarge | RequestTimeout | InvalidPath | BadRequest | ModelUnreadable
             | BodyUnreadable | DuplicateField(_) | InvalidField(_) | TooManyChoices
-            | FormUnreadable | NotFound | WebSocketNotRelayed => "invalid_request_error",
+            | FormUnreadable | NotFound | WebSocketNotRelayed | WebSocketRequired
+            | BadHandshake => "invalid_request_error",
             UpstreamUnreachable
             | UpstreamTimeout
             | StoreUnavailable

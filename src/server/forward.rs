@@ -10,6 +10,9 @@ use crate::secret::SecretString;
 const TOKEN_HEADERS: [&str; 3] = ["x-api-key", "x-goog-api-key", "api-key"];
 /// The query parameter Gemini SDKs put an API key in.
 const TOKEN_QUERY_PARAM: &str = "key";
+/// A browser cannot set headers on a WebSocket, so OpenAI's browser form carries the key
+/// as one of the offered subprotocols: `openai-insecure-api-key.<key>`.
+const TOKEN_PROTOCOL_PREFIX: &str = "openai-insecure-api-key.";
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) and others that must not cross the relay.
 const DROPPED_REQUEST_HEADERS: [&str; 19] = [
@@ -51,8 +54,6 @@ const DROPPED_RESPONSE_HEADERS: [&str; 9] = [
     "set-cookie",
 ];
 
-/// Finds the token wherever an SDK puts an API key. Order: Authorization, x-api-key,
-/// x-goog-api-key, api-key, then `?key=`.
 /// Is this a WebSocket handshake (`Upgrade: websocket`)?
 pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     headers
@@ -63,6 +64,27 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
         .any(|protocol| protocol.trim().eq_ignore_ascii_case("websocket"))
 }
 
+/// The subprotocols a WebSocket client offers, in its order.
+fn offered_protocols(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+}
+
+/// The subprotocols passed on to the provider: all that were offered but the one carrying
+/// the token.
+pub fn upstream_protocols(headers: &HeaderMap) -> Vec<&str> {
+    offered_protocols(headers)
+        .filter(|p| !p.starts_with(TOKEN_PROTOCOL_PREFIX))
+        .collect()
+}
+
+/// Finds the token wherever an SDK puts an API key. Order: Authorization, x-api-key,
+/// x-goog-api-key, api-key, the WebSocket subprotocol form, then `?key=`.
 pub fn extract_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     if let Some(value) = headers
         .get(header::AUTHORIZATION)
@@ -84,6 +106,12 @@ pub fn extract_token(headers: &HeaderMap, query: Option<&str>) -> Option<String>
                 return Some(v.to_string());
             }
         }
+    }
+    if let Some(token) = offered_protocols(headers)
+        .find_map(|p| p.strip_prefix(TOKEN_PROTOCOL_PREFIX))
+        .filter(|t| !t.is_empty())
+    {
+        return Some(token.to_string());
     }
     query.and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes())
@@ -255,6 +283,8 @@ pub fn upstream_headers(
             || TOKEN_HEADERS.contains(&n)
             || DROPPED_REQUEST_HEADERS.contains(&n)
             || n.starts_with("sec-fetch-")
+            // A WebSocket's own handshake headers: the relay makes its own upstream.
+            || n.starts_with("sec-websocket-")
             || connection_listed.iter().any(|c| c == n)
         {
             continue;
@@ -354,8 +384,15 @@ mod tests {
     #[test]
     fn finds_the_token_where_each_sdk_puts_it() {
         type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>);
-        let cases: [Case; 5] = [
+        let cases: [Case; 6] = [
             (&[("authorization", "Bearer rly_a")], None),
+            (
+                &[(
+                    "sec-websocket-protocol",
+                    "realtime, openai-insecure-api-key.rly_a, openai-beta.realtime-v1",
+                )],
+                None,
+            ),
             (&[("x-api-key", "rly_a")], None),
             (&[("x-goog-api-key", "rly_a")], None),
             (&[("api-key", "rly_a")], None),
@@ -379,6 +416,14 @@ mod tests {
         assert_eq!(
             extract_token(&headers(&[("authorization", "Bearer ")]), None),
             None
+        );
+        let browser = headers(&[(
+            "sec-websocket-protocol",
+            "realtime, openai-insecure-api-key.rly_a, openai-beta.realtime-v1",
+        )]);
+        assert_eq!(
+            upstream_protocols(&browser),
+            ["realtime", "openai-beta.realtime-v1"]
         );
     }
 

@@ -8,11 +8,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tower_service::Service;
 use warp::Filter;
 use warp::reply::Response;
@@ -35,7 +33,9 @@ where
     F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
 {
     let service = warp::service(filter);
-    let graceful = GracefulShutdown::new();
+    // Set at the stop; each connection holds a receiver, so the sender sees the last one
+    // end. (hyper-util's GracefulShutdown cannot watch a connection that allows upgrades.)
+    let (stopping, stop_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -68,24 +68,34 @@ where
         // HTTP/1.1 only, as browsers and SDKs speak it over plain TCP (TLS and HTTP/2 end
         // at the proxy in front). hyper-util's version-sniffing builder read the first 24
         // bytes on their own, and that short first read made hyper double every
-        // connection's read buffer to 16 KiB.
+        // connection's read buffer to 16 KiB. Upgrades on: realtime sessions are
+        // WebSockets.
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(config.client_timeout)
-            .serve_connection(TokioIo::new(stream), per_request);
-        let connection = graceful.watch(connection);
-        // `map` rather than `async move { connection.await }`: an async block would hold the
-        // connection twice (as its capture and as the future it awaits), ~1.7 KiB more
-        // per connection.
-        tokio::spawn(connection.map(|ended| {
+            .serve_connection(TokioIo::new(stream), per_request)
+            .with_upgrades();
+        // Boxed, so that the task's future holds a pointer to the connection rather than
+        // the connection twice (as its capture and as the future it awaits).
+        let mut connection = Box::pin(connection);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = async { stop.wait_for(|stopping| *stopping).await.map(|_| ()) } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
             if let Err(e) = ended {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
-        }));
+        });
     }
     drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => true,
-        _ = tokio::time::sleep(config.grace_period) => false,
-    }
+    drop(stop_rx);
+    stopping.send_replace(true);
+    tokio::time::timeout(config.grace_period, stopping.closed())
+        .await
+        .is_ok()
 }

@@ -28,6 +28,17 @@ pub struct ProviderLabel {
     pub provider: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabel {
+    /// `up` (client to provider) or `down`.
+    pub direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndLabel {
+    pub end: &'static str,
+}
+
 type HistogramFamily = Family<ProviderLabel, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -42,6 +53,10 @@ pub struct Metrics {
     pub upstream_latency: HistogramFamily,
     pub ttfb: HistogramFamily,
     pub streams_in_flight: Gauge,
+    pub sessions_open: Gauge,
+    pub session_duration: Family<EndLabel, Histogram, fn() -> Histogram>,
+    pub session_frames: Family<DirectionLabel, Counter>,
+    pub session_bytes: Family<DirectionLabel, Counter>,
     usage_queue_depth: Gauge,
     usage_dropped: Gauge,
     counts_inline: Gauge,
@@ -56,6 +71,11 @@ impl Default for Metrics {
         let upstream_latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let ttfb: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let streams_in_flight = Gauge::default();
+        let sessions_open = Gauge::default();
+        let session_duration: Family<EndLabel, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.1, 2.0, 16)));
+        let session_frames = Family::<DirectionLabel, Counter>::default();
+        let session_bytes = Family::<DirectionLabel, Counter>::default();
         let usage_queue_depth = Gauge::default();
         let usage_dropped = Gauge::default();
         let counts_inline = Gauge::default();
@@ -86,6 +106,26 @@ impl Default for Metrics {
             streams_in_flight.clone(),
         );
         registry.register(
+            "realtime_sessions_open",
+            "Realtime WebSocket sessions open",
+            sessions_open.clone(),
+        );
+        registry.register(
+            "realtime_session_duration_seconds",
+            "Length of realtime sessions, by how they ended",
+            session_duration.clone(),
+        );
+        registry.register(
+            "realtime_frames",
+            "WebSocket messages relayed, by direction (up: to the provider)",
+            session_frames.clone(),
+        );
+        registry.register(
+            "realtime_bytes",
+            "WebSocket payload bytes relayed, by direction (up: to the provider)",
+            session_bytes.clone(),
+        );
+        registry.register(
             "usage_queue_depth",
             "Usage records waiting to be written",
             usage_queue_depth.clone(),
@@ -112,6 +152,10 @@ impl Default for Metrics {
             upstream_latency,
             ttfb,
             streams_in_flight,
+            sessions_open,
+            session_duration,
+            session_frames,
+            session_bytes,
             usage_queue_depth,
             usage_dropped,
             counts_inline,

@@ -10,6 +10,7 @@ pub mod limits;
 pub mod listener;
 pub mod metrics;
 mod proxy;
+mod realtime;
 pub mod tokens;
 
 use std::future::Future;
@@ -50,6 +51,10 @@ pub struct ServeConfig {
     /// The longest life of a realtime client secret minted through the relay (never past
     /// the token's own expiry).
     pub client_secret_lifetime: Duration,
+    /// The largest WebSocket message a realtime session relays, in bytes.
+    pub max_message: u64,
+    /// The longest a realtime session may stay open.
+    pub max_session: Duration,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Serve `/metrics` on the main listener.
@@ -73,6 +78,10 @@ impl Default for ServeConfig {
             client_timeout: Duration::from_secs(30),
             grace_period: Duration::from_secs(30),
             client_secret_lifetime: Duration::from_secs(600),
+            // Audio arrives as base64 in large frames.
+            max_message: 16 * 1024 * 1024,
+            // As long as OpenAI's own longest realtime session.
+            max_session: Duration::from_secs(60 * 60),
             trusted_proxies: Vec::new(),
             metrics_route: false,
             usage_queue: crate::usage::QUEUE_CAPACITY,
@@ -93,6 +102,11 @@ pub struct AppState {
     pub client: reqwest::Client,
     /// The memory request bodies may hold, in KiB (see `proxy::read_body`).
     pub body_memory: Arc<tokio::sync::Semaphore>,
+    /// Set when the relay stops: open realtime sessions close. Each session holds a
+    /// receiver, so the sender sees when the last one has ended.
+    pub stopping: tokio::sync::watch::Sender<bool>,
+    /// TLS for realtime sessions' upstream connections, made on first use.
+    realtime_tls: std::sync::OnceLock<Result<tokio_rustls::TlsConnector, String>>,
 }
 
 impl AppState {
@@ -119,7 +133,24 @@ impl AppState {
             store,
             client,
             config,
+            stopping: tokio::sync::watch::Sender::new(false),
+            realtime_tls: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The TLS client for realtime upstreams: the platform's roots (as reqwest uses), and
+    /// HTTP/1.1 only, which a WebSocket handshake needs.
+    fn realtime_tls(&self) -> Result<&tokio_rustls::TlsConnector, &str> {
+        self.realtime_tls
+            .get_or_init(|| {
+                use rustls_platform_verifier::ConfigVerifierExt;
+                let mut config =
+                    rustls::ClientConfig::with_platform_verifier().map_err(|e| e.to_string())?;
+                config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+            })
+            .as_ref()
+            .map_err(String::as_str)
     }
 }
 
@@ -177,6 +208,7 @@ pub fn routes(
         .and(query)
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<listener::PeerAddr>())
+        .and(warp::ext::optional::<hyper::upgrade::OnUpgrade>())
         .and(warp::body::stream())
         .then(
             move |method: Method,
@@ -184,6 +216,7 @@ pub fn routes(
                   query: Option<String>,
                   headers: HeaderMap,
                   peer: Option<listener::PeerAddr>,
+                  upgrade: Option<hyper::upgrade::OnUpgrade>,
                   body| {
                 let state = state.clone();
                 let incoming = proxy::Incoming {
@@ -192,6 +225,7 @@ pub fn routes(
                     query,
                     headers,
                     peer: peer.map(|p| p.0),
+                    upgrade,
                 };
                 async move { proxy::handle(state, incoming, Box::pin(body)).await }
             },
@@ -278,7 +312,18 @@ pub async fn run(
     let counter = state.counter.spawn_writer();
     let maintenance = state.store.spawn_maintenance();
     let grace = state.config.grace_period;
-    if !listener::serve(routes(state.clone()), listener, shutdown, &state.config).await {
+    let stopping = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Realtime sessions close (with a reason) while requests drain.
+        stopping.stopping.send_replace(true);
+    };
+    let drained = listener::serve(routes(state.clone()), listener, shutdown, &state.config).await;
+    // Told to close when the stop began, sessions have mostly ended by now.
+    let sessions_closed = tokio::time::timeout(grace, state.stopping.closed())
+        .await
+        .is_ok();
+    if !drained || !sessions_closed {
         tracing::warn!(
             grace_s = grace.as_secs_f64(),
             "grace period over; closing the remaining connections"

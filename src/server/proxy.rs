@@ -37,6 +37,8 @@ pub struct Incoming {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub peer: Option<SocketAddr>,
+    /// Where the connection is handed over once a WebSocket handshake is answered.
+    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
 }
 
 /// Answers one relayed request; every refusal becomes an OpenAI-shaped error here.
@@ -76,27 +78,29 @@ where
     response
 }
 
-type Refusal = (ApiError, Option<String>);
+pub(super) type Refusal = (ApiError, Option<String>);
 
 /// When an invalid token is answered, counted from the request's arrival: longer than an
 /// open and a store lookup take.
 const INVALID_TOKEN_ANSWER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// What the phases learn about a call, filled in as it goes.
-struct Call {
-    resolved: Arc<ResolvedToken>,
-    record: Arc<TokenRecord>,
+pub(super) struct Call {
+    /// The token as presented: a realtime session resolves it again as it runs.
+    pub presented: String,
+    pub resolved: Arc<ResolvedToken>,
+    pub record: Arc<TokenRecord>,
     /// Where the call goes: the record's route, known to be there.
-    route: Arc<Route>,
+    pub route: Arc<Route>,
     /// The normalized path: what policy matched and what is forwarded.
-    path: String,
-    operation: Operation,
-    /// Rate and concurrency: held until the response ends.
-    permit: Permit,
+    pub path: String,
+    pub operation: Operation,
+    /// Rate and concurrency: held until the response (or the session) ends.
+    pub permit: Permit,
 }
 
 impl Call {
-    fn refuse(&self, error: ApiError) -> Refusal {
+    pub(super) fn refuse(&self, error: ApiError) -> Refusal {
         (error, Some(self.record.id.clone()))
     }
 }
@@ -112,6 +116,10 @@ where
     B: Buf,
 {
     let call = admit(state, incoming).await?;
+    if call.operation == Operation::RealtimeSession {
+        // Boxed: a handshake's future (the dial) would otherwise size every call's.
+        return Box::pin(super::realtime::open(state, incoming, call, started)).await;
+    }
     let config = &state.config;
     let (body, body_memory) = read_body(
         body,
@@ -167,10 +175,17 @@ async fn admit(state: &AppState, incoming: &Incoming) -> Result<Call, Refusal> {
         return Err(refuse(ApiError::TokenRevoked));
     };
     let provider = route.provider();
-    // Forwarded as a plain request, a WebSocket handshake would reach the provider as a GET
-    // it cannot answer: refused plainly, uncounted, until sessions are relayed.
-    if forward::is_websocket_upgrade(&incoming.headers) {
-        return Err(refuse(ApiError::WebSocketNotRelayed));
+    let operation = Operation::of(provider.family, &incoming.method, &path);
+    // A WebSocket handshake anywhere but a realtime path would reach the provider as a
+    // plain GET it cannot answer, and a realtime path means nothing without one.
+    match (
+        operation == Operation::RealtimeSession,
+        forward::is_websocket_upgrade(&incoming.headers),
+    ) {
+        (true, true) if provider.realtime.is_some() => {}
+        (true, false) => return Err(refuse(ApiError::WebSocketRequired)),
+        (true, true) | (false, true) => return Err(refuse(ApiError::WebSocketNotRelayed)),
+        (false, false) => {}
     }
     // The atomic count decides exactly; what is known here to be spent already (a lower
     // bound) refuses before the body is read.
@@ -219,8 +234,8 @@ async fn admit(state: &AppState, incoming: &Incoming) -> Result<Call, Refusal> {
         .limiter
         .admit(&record.id, policy.rpm, policy.concurrency, reserve)
         .map_err(refuse)?;
-    let operation = Operation::of(provider.family, &incoming.method, &path);
     Ok(Call {
+        presented,
         resolved,
         record,
         route,

@@ -16,6 +16,18 @@ impl Tally {
         self.prompt.is_none() && self.completion.is_none() && self.total.is_none()
     }
 
+    /// Adds another report's counts to these (a realtime session's responses).
+    pub fn add(&mut self, other: &Tally) {
+        let sum = |a: Option<i64>, b: Option<i64>| match (a, b) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+        };
+        // The total first: it is derived from the counts while it is unset.
+        self.total = sum(self.total(), other.total());
+        self.prompt = sum(self.prompt, other.prompt);
+        self.completion = sum(self.completion, other.completion);
+    }
+
     /// The total, reported or derived.
     pub fn total(&self) -> Option<i64> {
         self.total.or(match (self.prompt, self.completion) {
@@ -81,7 +93,8 @@ struct Counts {
     prompt_token_count: Option<i64>,
     completion_tokens: Option<i64>,
     output_tokens: Option<i64>,
-    #[serde(rename = "candidatesTokenCount")]
+    // Gemini Live names the output `responseTokenCount`.
+    #[serde(rename = "candidatesTokenCount", alias = "responseTokenCount")]
     candidates_token_count: Option<i64>,
     total_tokens: Option<i64>,
     #[serde(rename = "totalTokenCount")]
@@ -218,6 +231,22 @@ pub fn json_usage(body: &[u8]) -> Tally {
     let mut scanner = JsonUsage::default();
     scanner.push(body);
     scanner.tally()
+}
+
+/// The tokens one realtime message reports: OpenAI's `response.done` (its response's
+/// usage) or a Gemini Live `usageMetadata` (one turn's). Each such report counts a separate
+/// response, so a session adds them up. Any other message, however large (audio arrives
+/// in megabyte frames), is passed over by a substring search, unparsed.
+pub fn realtime_usage(message: &[u8]) -> Option<Tally> {
+    let reports = memchr::memmem::find(message, b"\"response.done\"").is_some()
+        || memchr::memmem::find(message, b"\"usageMetadata\"").is_some();
+    if !reports {
+        return None;
+    }
+    let doc: UsageDoc = serde_json::from_slice(message).ok()?;
+    let mut tally = Tally::default();
+    tally.absorb(&doc);
+    (!tally.is_empty()).then_some(tally)
 }
 
 /// Scans an SSE stream as it passes: takes usage from events, and optionally removes the
@@ -374,6 +403,33 @@ mod tests {
         let t = json_usage(br#"{"usageMetadata":{"promptTokenCount":2,"candidatesTokenCount":8,"totalTokenCount":10}}"#);
         assert_eq!(t.total(), Some(10));
         assert!(json_usage(b"not json").is_empty());
+    }
+
+    #[test]
+    fn realtime_reports_are_read_from_their_messages_only() {
+        let done = br#"{"type":"response.done","event_id":"e","response":{"id":"r","usage":{"total_tokens":30,"input_tokens":12,"output_tokens":18}}}"#;
+        let t = realtime_usage(done).unwrap();
+        assert_eq!(
+            (t.prompt, t.completion, t.total()),
+            (Some(12), Some(18), Some(30))
+        );
+        let live = br#"{"serverContent":{"turnComplete":true},"usageMetadata":{"promptTokenCount":5,"responseTokenCount":9,"totalTokenCount":14}}"#;
+        let t = realtime_usage(live).unwrap();
+        assert_eq!(
+            (t.prompt, t.completion, t.total()),
+            (Some(5), Some(9), Some(14))
+        );
+        // A model's words that mention a report are not one.
+        let delta = br#"{"type":"response.output_text.delta","delta":"\"response.done\" usage"}"#;
+        assert!(realtime_usage(delta).is_none());
+        assert!(realtime_usage(b"\x00\x01 binary audio").is_none());
+        let mut session = Tally::default();
+        session.add(&realtime_usage(done).unwrap());
+        session.add(&realtime_usage(live).unwrap());
+        assert_eq!(
+            (session.prompt, session.completion, session.total()),
+            (Some(17), Some(27), Some(44))
+        );
     }
 
     #[test]

@@ -231,6 +231,7 @@ pub fn contains(haystack: &[u8], needle: &str) -> bool {
 
 pub mod mock;
 pub mod raw;
+pub mod realtime_mock;
 
 use std::sync::Arc;
 
@@ -678,10 +679,13 @@ pub async fn concurrent_statuses(
 /// stdout. Skipped (and said) when the official SDKs are not installed.
 pub async fn python(script: &'static str, vars: Vec<(&'static str, String)>) -> Option<String> {
     let check = std::process::Command::new("python3")
-        .args(["-c", "import openai, anthropic"])
+        .args(["-c", "import openai, anthropic, websockets, google.genai"])
         .output();
     if !check.is_ok_and(|o| o.status.success()) {
-        eprintln!("SDK test skipped: python3 with the openai and anthropic packages is needed");
+        eprintln!(
+            "SDK test skipped: python3 with tests/requirements.txt installed is needed \
+             (pip install -r tests/requirements.txt)"
+        );
         return None;
     }
     let out = tokio::task::spawn_blocking(move || {

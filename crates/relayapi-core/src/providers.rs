@@ -90,6 +90,9 @@ pub struct Provider {
     pub auth: AuthStyle,
     /// Headers added when the client sent none of that name.
     pub default_headers: &'static [(&'static str, &'static str)],
+    /// The WebSocket path of its realtime API, where it has one (as listed by
+    /// `relayapi providers`).
+    pub realtime: Option<&'static str>,
 }
 
 /// An OpenAI-compatible provider with bearer auth.
@@ -101,14 +104,28 @@ const fn compatible(name: &'static str, base_url: &'static str, stream_usage: bo
         base_url: Some(base_url),
         auth: AuthStyle::Bearer,
         default_headers: &[],
+        realtime: None,
+    }
+}
+
+impl Provider {
+    const fn with_realtime(mut self, path: &'static str) -> Self {
+        self.realtime = Some(path);
+        self
     }
 }
 
 /// The name of the entry for providers the registry does not know.
 pub const CUSTOM: &str = "custom";
 
+/// OpenAI's realtime WebSocket path, which OpenAI-compatible servers copy.
+const OPENAI_REALTIME: &str = "/v1/realtime";
+/// Gemini Live's WebSocket path (also under `v1beta` and `v1alpha`).
+const GEMINI_LIVE: &str =
+    "/ws/google.ai.generativelanguage.v1.GenerativeService.BidiGenerateContent";
+
 static REGISTRY: &[Provider] = &[
-    compatible("openai", "https://api.openai.com", true),
+    compatible("openai", "https://api.openai.com", true).with_realtime(OPENAI_REALTIME),
     Provider {
         name: "anthropic",
         family: Family::Anthropic,
@@ -116,6 +133,7 @@ static REGISTRY: &[Provider] = &[
         base_url: Some("https://api.anthropic.com"),
         auth: AuthStyle::header("x-api-key"),
         default_headers: &[("anthropic-version", "2023-06-01")],
+        realtime: None,
     },
     Provider {
         name: "gemini",
@@ -124,6 +142,7 @@ static REGISTRY: &[Provider] = &[
         base_url: Some("https://generativelanguage.googleapis.com"),
         auth: AuthStyle::header("x-goog-api-key"),
         default_headers: &[],
+        realtime: Some(GEMINI_LIVE),
     },
     Provider {
         name: "azure",
@@ -132,6 +151,7 @@ static REGISTRY: &[Provider] = &[
         base_url: None,
         auth: AuthStyle::header("api-key"),
         default_headers: &[],
+        realtime: Some("/openai/v1/realtime"),
     },
     compatible("deepseek", "https://api.deepseek.com", true),
     compatible("mistral", "https://api.mistral.ai", false),
@@ -156,6 +176,7 @@ static REGISTRY: &[Provider] = &[
         base_url: None,
         auth: AuthStyle::Bearer,
         default_headers: &[],
+        realtime: Some(OPENAI_REALTIME),
     },
 ];
 
@@ -249,10 +270,42 @@ fn is_inference(family: Family, path: &str) -> bool {
     }
 }
 
-/// The method a path is used with for inference: `GET` on model listings, `POST` elsewhere.
-/// An endpoint rule written without a method allows this one (and `HEAD` with `GET`).
+/// A realtime WebSocket path: OpenAI's `/v1/realtime` (Azure's `/openai/realtime` and
+/// `/openai/v1/realtime`), Gemini Live's `BidiGenerateContent` under `v1`, `v1beta` or
+/// `v1alpha`.
+pub fn is_realtime_session(family: Family, path: &str) -> bool {
+    match family {
+        Family::OpenAi | Family::Azure => openai_tail(family, path) == Some("/realtime"),
+        Family::Gemini => path
+            .strip_prefix("/ws/google.ai.generativelanguage.")
+            .and_then(|rest| rest.strip_suffix(".GenerativeService.BidiGenerateContent"))
+            .is_some_and(|version| matches!(version, "v1" | "v1beta" | "v1alpha")),
+        Family::Anthropic => false,
+    }
+}
+
+/// The model a realtime session asks for in its URL: OpenAI's `?model=`, Azure's
+/// `?deployment=` or `?model=`. Gemini names it in its first message instead.
+pub fn realtime_model(family: Family, query: Option<&str>) -> Option<String> {
+    let names: &[&str] = match family {
+        Family::OpenAi => &["model"],
+        Family::Azure => &["deployment", "model"],
+        Family::Gemini | Family::Anthropic => return None,
+    };
+    let pairs: Vec<_> = url::form_urlencoded::parse(query?.as_bytes()).collect();
+    names.iter().find_map(|name| {
+        pairs
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.to_string())
+    })
+}
+
+/// The method a path is used with for inference: `GET` on model listings and realtime
+/// sessions, `POST` elsewhere. An endpoint rule written without a method allows this one
+/// (and `HEAD` with `GET`).
 pub fn inference_method(family: Family, path: &str) -> &'static http::Method {
-    if is_model_listing(family, path) {
+    if is_model_listing(family, path) || is_realtime_session(family, path) {
         &http::Method::GET
     } else {
         &http::Method::POST
@@ -266,7 +319,8 @@ pub fn inference_method(family: Family, path: &str) -> &'static http::Method {
 pub fn default_endpoint_allowed(family: Family, method: &http::Method, path: &str) -> bool {
     match *method {
         http::Method::POST => is_inference(family, path),
-        http::Method::GET | http::Method::HEAD => is_model_listing(family, path),
+        http::Method::GET => is_model_listing(family, path) || is_realtime_session(family, path),
+        http::Method::HEAD => is_model_listing(family, path),
         _ => false,
     }
 }
@@ -311,12 +365,18 @@ pub enum Operation {
     /// OpenAI `/realtime/client_secrets`: an ephemeral key for a browser's realtime
     /// session, whose model and lifetime the token bounds.
     RealtimeClientSecret,
+    /// A realtime WebSocket session: one call, however long, its tokens reported in
+    /// OpenAI's `response.done` events or Gemini's `usageMetadata`.
+    RealtimeSession,
     /// Anything else: no output cap, no token report expected.
     Other,
 }
 
 impl Operation {
     pub fn of(family: Family, method: &http::Method, path: &str) -> Operation {
+        if *method == http::Method::GET && is_realtime_session(family, path) {
+            return Operation::RealtimeSession;
+        }
         if *method != http::Method::POST {
             return Operation::Other;
         }
@@ -603,6 +663,68 @@ mod tests {
             Other
         );
         assert!(!Other.metered() && Embeddings.metered());
+    }
+
+    #[test]
+    fn realtime_sessions_are_found_on_each_providers_path() {
+        use Family::*;
+        use http::Method;
+        let session = |family, path| Operation::of(family, &Method::GET, path);
+        for (family, path) in [
+            (OpenAi, "/v1/realtime"),
+            (Azure, "/openai/realtime"),
+            (Azure, "/openai/v1/realtime"),
+            (
+                Gemini,
+                "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent",
+            ),
+            (
+                Gemini,
+                "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContent",
+            ),
+        ] {
+            assert_eq!(session(family, path), Operation::RealtimeSession, "{path}");
+            assert!(
+                default_endpoint_allowed(family, &Method::GET, path),
+                "{path}"
+            );
+            assert!(
+                !default_endpoint_allowed(family, &Method::POST, path),
+                "{path}"
+            );
+        }
+        for (family, path) in [
+            (OpenAi, "/v1/realtime/calls"),
+            (OpenAi, "/v1/realtimes"),
+            (Anthropic, "/v1/realtime"),
+            (
+                Gemini,
+                "/ws/google.ai.generativelanguage.v2.GenerativeService.BidiGenerateContent",
+            ),
+        ] {
+            assert_ne!(session(family, path), Operation::RealtimeSession, "{path}");
+        }
+        assert_eq!(
+            realtime_model(OpenAi, Some("model=gpt-realtime&x=1")).as_deref(),
+            Some("gpt-realtime")
+        );
+        assert_eq!(
+            realtime_model(Azure, Some("api-version=2025-04-01&deployment=rt")).as_deref(),
+            Some("rt")
+        );
+        assert_eq!(realtime_model(OpenAi, Some("model=")), None);
+        assert_eq!(realtime_model(Gemini, Some("model=x")), None);
+        let with_realtime: Vec<_> = all()
+            .iter()
+            .filter(|p| p.realtime.is_some())
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(with_realtime, ["openai", "gemini", "azure", "custom"]);
+        for p in all() {
+            if let Some(path) = p.realtime {
+                assert!(is_realtime_session(p.family, path), "{}", p.name);
+            }
+        }
     }
 
     #[test]
