@@ -1109,7 +1109,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__token__subcmd__issue)
-            opts="-q -h --provider --upstream --auth --name --api-key-env --api-key-stdin --max-calls --max-total-tokens --expires-in --expires-at --model --origin --ip --endpoint --rpm --concurrency --max-output-tokens --json --quiet --data-dir --database-url --config --help"
+            opts="-q -h --provider --upstream --auth --name --api-key-env --api-key-stdin --max-calls --max-total-tokens --expires-in --expires-at --model --origin --ip --endpoint --rpm --concurrency --max-output-tokens --max-session --json --quiet --data-dir --database-url --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1176,6 +1176,10 @@ _relayapi() {
                     return 0
                     ;;
                 --max-output-tokens)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-session)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1337,7 +1341,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__token__subcmd__update)
-            opts="-h --name --max-calls --max-total-tokens --expires-in --expires-at --model --origin --ip --endpoint --rpm --concurrency --max-output-tokens --clear-max-calls --clear-max-total-tokens --clear-expiry --clear-models --clear-origins --clear-ips --clear-endpoints --clear-rpm --clear-concurrency --clear-max-output-tokens --json --data-dir --database-url --config --help"
+            opts="-h --name --max-calls --max-total-tokens --expires-in --expires-at --model --origin --ip --endpoint --rpm --concurrency --max-output-tokens --max-session --clear-max-calls --clear-max-total-tokens --clear-expiry --clear-models --clear-origins --clear-ips --clear-endpoints --clear-rpm --clear-concurrency --clear-max-output-tokens --clear-max-session --json --data-dir --database-url --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1388,6 +1392,10 @@ _relayapi() {
                     return 0
                     ;;
                 --max-output-tokens)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-session)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

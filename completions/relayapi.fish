@@ -71,6 +71,7 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l rpm -d 'Requests per minute (per relay process)' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l concurrency -d 'Requests in flight at once, streams included (per relay process)' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l max-output-tokens -d 'Cap on the output tokens a request may ask for (set when absent, lowered when higher)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l max-session -d 'Longest a realtime session may stay open, like 10m [default: serve --max-session]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
@@ -101,6 +102,7 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l rpm -d 'Requests per minute (per relay process)' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l concurrency -d 'Requests in flight at once, streams included (per relay process)' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l max-output-tokens -d 'Cap on the output tokens a request may ask for (set when absent, lowered when higher)' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l max-session -d 'Longest a realtime session may stay open, like 10m [default: serve --max-session]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
@@ -114,6 +116,7 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l clear-rpm -d 'Remove the rate limit'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l clear-concurrency -d 'Remove the concurrency limit'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l clear-max-output-tokens -d 'Remove the output-token cap'
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l clear-max-session -d 'Back to the relay\'s session length limit'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l json -d 'Print JSON'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from revoke" -l issuer -d 'For a signed token never used yet (so not in the store): the issuer that minted it; the full id is then required' -r

@@ -187,6 +187,8 @@ pub fn check(
         rpm: None,
         concurrency: None,
         max_output_tokens: claims.max_output_tokens,
+        // Signed claims carry no session limit: the relay's own holds.
+        max_session_secs: None,
     };
     let route = providers::Route::new(provider.name, upstream.as_deref(), None)
         .map_err(|_| Invalid("upstream"))?;

@@ -98,6 +98,9 @@ pub struct LimitsChange {
     pub concurrency: Option<Option<u32>>,
     #[serde(default, deserialize_with = "present")]
     pub max_output_tokens: Option<Option<u32>>,
+    /// The longest realtime session, like `10m`.
+    #[serde(default, deserialize_with = "present")]
+    pub max_session: Option<Option<String>>,
 }
 
 /// Tells a present `null` (`Some(None)`) from an absent field (`None`, by `default`).
@@ -134,6 +137,9 @@ impl LimitsChange {
                     p.max_output_tokens,
                     positive("max_output_tokens"),
                 )?,
+                max_session_secs: change(&self.max_session, p.max_session_secs, |d| {
+                    session_length(d)
+                })?,
             },
         })
     }
@@ -216,6 +222,17 @@ fn positive_limit(field: &'static str, value: u64) -> Result<i64, ServiceError> 
 }
 
 /// A positive duration like `90s`, `30m`, `24h`, `7d`.
+/// A realtime session's longest length, as whole seconds: at least one, at most a day.
+fn session_length(s: &str) -> Result<u32, ServiceError> {
+    let invalid = |m: String| ServiceError::invalid("max_session", m);
+    let d = parse_duration(s).map_err(invalid)?;
+    let secs = d.num_seconds();
+    if !(1..=86_400).contains(&secs) {
+        return Err(invalid(format!("{s:?} must be between 1s and 24h")));
+    }
+    Ok(secs as u32)
+}
+
 pub fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
     let d = humantime::parse_duration(s.trim())
         .map_err(|_| format!("{s:?} is not a duration like 30m, 24h or 7d"))?;

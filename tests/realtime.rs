@@ -508,22 +508,56 @@ async fn a_session_ends_at_the_length_limit_and_when_the_relay_stops() {
     let env = TestEnv::sqlite();
     let upstream = RealtimeMock::start().await;
     let config = ServeConfig {
-        max_session: Duration::from_secs(1),
+        max_session: Duration::from_secs(3),
         ..ServeConfig::default()
     };
     let mut relay = TestRelay::start(&env, config).await;
+    // The token's own limit, then the relay's, whichever is shorter.
+    let (short_id, short) = relay
+        .issue(&["--upstream", &upstream.url, "--max-session", "1s"])
+        .await;
     let (_, token) = relay.issue(&["--upstream", &upstream.url]).await;
-    let bearer = format!("Bearer {token}");
-    let (mut ws, _) = ws_connect(&relay.url, REALTIME, &[("authorization", &bearer)])
-        .await
-        .unwrap();
-    let started = std::time::Instant::now();
-    let (code, reason) = close_of(&mut ws).await;
-    assert_eq!(
-        (code, reason.as_str()),
-        (1008, "the session reached the relay's length limit")
+    for (token, at_least, under) in [(&short, 900, 2500), (&token, 2900, 6000)] {
+        let bearer = format!("Bearer {token}");
+        let (mut ws, _) = ws_connect(&relay.url, REALTIME, &[("authorization", &bearer)])
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let (code, reason) = close_of(&mut ws).await;
+        assert_eq!(
+            (code, reason.as_str()),
+            (1008, "the session reached its length limit")
+        );
+        let took = started.elapsed().as_millis();
+        assert!((at_least..under).contains(&took), "closed after {took} ms");
+    }
+    // Raised past the relay's limit, the relay's still holds; cleared, likewise.
+    let update = |args: &'static [&'static str]| {
+        let env = &env;
+        let id = short_id.clone();
+        async move {
+            let mut all = vec!["token", "update", id.as_str()];
+            all.extend_from_slice(args);
+            let out = common::cli_async(env, &all).await;
+            assert!(out.status.success(), "{}", common::stderr(&out));
+        }
+    };
+    update(&["--max-session", "2h"]).await;
+    let shown = common::cli_async(&env, &["token", "show", &short_id, "--json"]).await;
+    let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["policy"]["max_session_secs"], 7200, "{shown}");
+    update(&["--clear-max-session"]).await;
+    let shown = common::cli_async(&env, &["token", "show", &short_id, "--json"]).await;
+    let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert!(shown["policy"]["max_session_secs"].is_null(), "{shown}");
+    let refused =
+        common::cli_async(&env, &["token", "update", &short_id, "--max-session", "0s"]).await;
+    assert!(
+        common::stderr(&refused).contains("max_session"),
+        "{}",
+        common::stderr(&refused)
     );
-    assert!(started.elapsed() >= Duration::from_millis(900));
+    let bearer = format!("Bearer {token}");
 
     let (mut ws, _) = ws_connect(&relay.url, REALTIME, &[("authorization", &bearer)])
         .await
@@ -538,6 +572,40 @@ async fn a_session_ends_at_the_length_limit_and_when_the_relay_stops() {
         .await
         .expect("the relay stops once its sessions have closed")
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_sessions_take_the_token_in_api_key_and_check_the_deployment() {
+    let env = TestEnv::sqlite();
+    let upstream = RealtimeMock::start().await;
+    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let (id, token) = relay
+        .issue(&[
+            "--provider",
+            "azure",
+            "--upstream",
+            &upstream.url,
+            "--model",
+            "rt-prod",
+        ])
+        .await;
+    let header = [("api-key", token.as_str())];
+    let path = "/openai/realtime?api-version=2025-04-01-preview&deployment=rt-prod";
+    let (mut ws, _) = ws_connect(&relay.url, path, &header).await.expect("opens");
+    assert_eq!(next_event(&mut ws).await["type"], "session.created");
+    ws.close(None).await.unwrap();
+    let seen = &upstream.handshakes()[0];
+    assert_eq!(seen.header("api-key"), Some(KEY));
+    assert!(seen.uri.ends_with(path), "{}", seen.uri);
+    assert!(!seen.everything().contains(&token));
+    let other = "/openai/v1/realtime?model=rt-staging";
+    let (status, body) = refusal_of(ws_connect(&relay.url, other, &header).await);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("model_not_allowed"))
+    );
+    relay.stop().await;
+    assert_eq!(used_calls(&env, &id).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

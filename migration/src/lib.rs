@@ -6,6 +6,7 @@ mod m20261126_000001_create_tokens;
 mod m20261126_000002_usage;
 mod m20261126_000003_issuers;
 mod m20261202_000004_usage_estimated;
+mod m20261202_000005_token_max_session;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_usage::Migration),
             Box::new(m20261126_000003_issuers::Migration),
             Box::new(m20261202_000004_usage_estimated::Migration),
+            Box::new(m20261202_000005_token_max_session::Migration),
         ]
     }
 }

@@ -96,6 +96,9 @@ pub struct LimitArgs {
     /// Cap on the output tokens a request may ask for (set when absent, lowered when higher)
     #[arg(long, value_name = "N")]
     max_output_tokens: Option<u32>,
+    /// Longest a realtime session may stay open, like 10m [default: serve --max-session]
+    #[arg(long, value_name = "DURATION")]
+    max_session: Option<String>,
 }
 
 /// The limits given on the command line: each flag given sets its limit.
@@ -114,6 +117,7 @@ impl From<&LimitArgs> for LimitsChange {
             rpm: l.rpm.map(Some),
             concurrency: l.concurrency.map(Some),
             max_output_tokens: l.max_output_tokens.map(Some),
+            max_session: l.max_session.clone().map(Some),
         }
     }
 }
@@ -167,6 +171,9 @@ pub struct ClearArgs {
     /// Remove the output-token cap
     #[arg(long, conflicts_with = "max_output_tokens")]
     clear_max_output_tokens: bool,
+    /// Back to the relay's session length limit
+    #[arg(long, conflicts_with = "max_session")]
+    clear_max_session: bool,
 }
 
 impl ClearArgs {
@@ -187,6 +194,7 @@ impl ClearArgs {
         clear(self.clear_rpm, &mut change.rpm);
         clear(self.clear_concurrency, &mut change.concurrency);
         clear(self.clear_max_output_tokens, &mut change.max_output_tokens);
+        clear(self.clear_max_session, &mut change.max_session);
     }
 }
 
@@ -445,6 +453,12 @@ impl ShowArgs {
                 "output cap",
                 p.max_output_tokens
                     .map_or("none".into(), |v| format!("{v} tokens per call")),
+            ),
+            (
+                "realtime session",
+                p.max_session_secs.map_or("the relay's limit".into(), |s| {
+                    humantime::format_duration(std::time::Duration::from_secs(s.into())).to_string()
+                }),
             ),
         ] {
             t.add_row(vec![field.to_string(), value]);

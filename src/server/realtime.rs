@@ -394,7 +394,7 @@ impl Limit {
             Limit::Model => (CloseCode::Policy, ApiError::ModelNotAllowed.to_string()),
             Limit::MaxSession => (
                 CloseCode::Policy,
-                "the session reached the relay's length limit".to_string(),
+                "the session reached its length limit".to_string(),
             ),
             Limit::Idle => (CloseCode::Away, "the session was idle too long".to_string()),
             Limit::Stopping => (CloseCode::Away, ApiError::ShuttingDown.to_string()),
@@ -599,7 +599,13 @@ async fn watch(
     {
         let config = &state.config;
         let record = resolved.record();
-        let mut deadline = (begun + config.max_session, Limit::MaxSession);
+        let longest = record
+            .policy()
+            .max_session_secs
+            .map_or(config.max_session, |s| {
+                config.max_session.min(Duration::from_secs(s.into()))
+            });
+        let mut deadline = (begun + longest, Limit::MaxSession);
         if let Some(at) = record.limits.expires_at {
             let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
             if begun + left < deadline.0 {

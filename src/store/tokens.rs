@@ -200,6 +200,7 @@ impl TryFrom<token::Model> for TokenRecord {
             rpm: parse_positive("rpm", m.rpm)?,
             concurrency: parse_positive("concurrency", m.concurrency)?,
             max_output_tokens: parse_positive("max_output_tokens", m.max_output_tokens)?,
+            max_session_secs: parse_positive("max_session_secs", m.max_session_secs)?,
         };
         Ok(TokenRecord {
             id: m.id,
@@ -236,6 +237,7 @@ fn set_limits(active: &mut token::ActiveModel, limits: &Limits) {
     active.rpm = Set(clamp(policy.rpm));
     active.concurrency = Set(clamp(policy.concurrency));
     active.max_output_tokens = Set(clamp(policy.max_output_tokens));
+    active.max_session_secs = Set(clamp(policy.max_session_secs));
 }
 
 /// Sets only the limit columns `after` changes from `before`: a limit the update left

@@ -38,6 +38,8 @@ pub struct Policy {
     pub concurrency: Option<u32>,
     /// Cap on the output tokens a request may ask for.
     pub max_output_tokens: Option<u32>,
+    /// Longest a realtime session may stay open, in seconds (within the relay's own limit).
+    pub max_session_secs: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -31,6 +31,7 @@ pub struct Model {
     pub rpm: Option<i32>,
     pub concurrency: Option<i32>,
     pub max_output_tokens: Option<i32>,
+    pub max_session_secs: Option<i32>,
     pub max_total_tokens: Option<i64>,
     pub used_tokens: i64,
     pub issuer: Option<String>,
