@@ -220,11 +220,17 @@ async fn a_websocket_is_relayed_only_on_a_realtime_path_and_that_path_only_as_on
 
 const REALTIME: &str = "/v1/realtime?model=gpt-realtime";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_relays_every_frame_both_ways_and_counts_once() {
+/// A relay on SQLite, and a realtime provider for its tokens' `--upstream`.
+async fn realtime_relay(config: ServeConfig) -> (TestEnv, RealtimeMock, TestRelay) {
     let env = TestEnv::sqlite();
     let upstream = RealtimeMock::start().await;
-    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let relay = TestRelay::start(&env, config).await;
+    (env, upstream, relay)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_relays_every_frame_both_ways_and_counts_once() {
+    let (env, upstream, relay) = realtime_relay(ServeConfig::default()).await;
     let (id, token) = relay
         .issue(&[
             "--upstream",
@@ -307,9 +313,7 @@ async fn a_session_relays_every_frame_both_ways_and_counts_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_handshake_is_checked_before_anything_is_dialled() {
-    let env = TestEnv::sqlite();
-    let upstream = RealtimeMock::start().await;
-    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let (env, upstream, relay) = realtime_relay(ServeConfig::default()).await;
     let (id, token) = relay
         .issue(&[
             "--upstream",
@@ -398,9 +402,7 @@ async fn a_browser_handshake_is_checked_before_anything_is_dialled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_end_live_sessions_with_a_close_code_and_a_reason() {
-    let env = TestEnv::sqlite();
-    let upstream = RealtimeMock::start().await;
-    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let (env, upstream, relay) = realtime_relay(ServeConfig::default()).await;
     let open = |token: String| {
         let relay = &relay;
         async move {
@@ -505,13 +507,11 @@ async fn limits_end_live_sessions_with_a_close_code_and_a_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_ends_at_the_length_limit_and_when_the_relay_stops() {
-    let env = TestEnv::sqlite();
-    let upstream = RealtimeMock::start().await;
-    let config = ServeConfig {
+    let (env, upstream, mut relay) = realtime_relay(ServeConfig {
         max_session: Duration::from_secs(3),
         ..ServeConfig::default()
-    };
-    let mut relay = TestRelay::start(&env, config).await;
+    })
+    .await;
     // The token's own limit, then the relay's, whichever is shorter.
     let (short_id, short) = relay
         .issue(&["--upstream", &upstream.url, "--max-session", "1s"])
@@ -576,9 +576,7 @@ async fn a_session_ends_at_the_length_limit_and_when_the_relay_stops() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azure_sessions_take_the_token_in_api_key_and_check_the_deployment() {
-    let env = TestEnv::sqlite();
-    let upstream = RealtimeMock::start().await;
-    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let (env, upstream, relay) = realtime_relay(ServeConfig::default()).await;
     let (id, token) = relay
         .issue(&[
             "--provider",
@@ -610,9 +608,7 @@ async fn azure_sessions_take_the_token_in_api_key_and_check_the_deployment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gemini_live_checks_the_model_in_its_setup_message() {
-    let env = TestEnv::sqlite();
-    let upstream = RealtimeMock::start().await;
-    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let (env, upstream, relay) = realtime_relay(ServeConfig::default()).await;
     let (id, token) = relay
         .issue(&[
             "--provider",
@@ -691,9 +687,7 @@ asyncio.run(main())
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_sdks_open_sessions_through_the_relay() {
-    let env = TestEnv::sqlite();
-    let upstream = RealtimeMock::start().await;
-    let relay = TestRelay::start(&env, ServeConfig::default()).await;
+    let (env, upstream, relay) = realtime_relay(ServeConfig::default()).await;
     let (id, token) = relay.issue(&["--upstream", &upstream.url]).await;
     let (browser_id, browser_token) = relay
         .issue(&[

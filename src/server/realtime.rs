@@ -664,6 +664,36 @@ fn budget_spent(resolved: &ResolvedToken) -> bool {
         .is_some_and(|max| resolved.used_tokens(&record) >= max)
 }
 
+/// The next message from one side, counted; how the session ends when there is none.
+async fn next_message<S>(
+    from: &mut S,
+    side: Side,
+    flow: &mut Flow,
+    activity: &AtomicU64,
+    begun: Instant,
+) -> Result<Message, Ending>
+where
+    S: futures_util::Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    let message = match from.next().await {
+        Some(Ok(message)) => message,
+        Some(Err(WsError::Capacity(_))) => return Err(Ending::TooBig(side)),
+        Some(Err(_)) | None => return Err(Ending::Gone(side)),
+    };
+    flow.count(&message, activity, begun);
+    Ok(message)
+}
+
+/// Passes one side's close frame to the other: the session is over.
+async fn pass_close<S>(to: &mut S, frame: Option<CloseFrame>, from: Side) -> Ending
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let code = frame.as_ref().map(|f| f.code);
+    let _ = to.send(Message::Close(frame)).await;
+    Ending::Closed(from, code)
+}
+
 /// Client to provider: every message as it comes, the model a message names held to the
 /// token's list.
 async fn relay_up(
@@ -675,17 +705,11 @@ async fn relay_up(
     begun: Instant,
 ) -> Ending {
     loop {
-        let message = match from.next().await {
-            Some(Ok(message)) => message,
-            Some(Err(WsError::Capacity(_))) => return Ending::TooBig(Side::Client),
-            Some(Err(_)) | None => return Ending::Gone(Side::Client),
+        let message = match next_message(from, Side::Client, flow, activity, begun).await {
+            Ok(Message::Close(frame)) => return pass_close(to, frame, Side::Client).await,
+            Ok(message) => message,
+            Err(ending) => return ending,
         };
-        flow.count(&message, activity, begun);
-        if let Message::Close(frame) = message {
-            let code = frame.as_ref().map(|f| f.code);
-            let _ = to.send(Message::Close(frame)).await;
-            return Ending::Closed(Side::Client, code);
-        }
         if !checker.allows(&message) {
             return Ending::Limit(Limit::Model);
         }
@@ -707,21 +731,15 @@ async fn relay_down(
     begun: Instant,
 ) -> Ending {
     loop {
-        let message = match from.next().await {
-            Some(Ok(message)) => message,
-            Some(Err(WsError::Capacity(_))) => return Ending::TooBig(Side::Provider),
-            Some(Err(_)) | None => return Ending::Gone(Side::Provider),
+        let message = match next_message(from, Side::Provider, flow, activity, begun).await {
+            Ok(Message::Close(frame)) => return pass_close(to, frame, Side::Provider).await,
+            Ok(message) => message,
+            Err(ending) => return ending,
         };
-        flow.count(&message, activity, begun);
         let report = match &message {
             Message::Text(text) => realtime_usage(text.as_bytes()),
             // Gemini Live sends its JSON as binary messages.
             Message::Binary(bytes) => realtime_usage(bytes),
-            Message::Close(frame) => {
-                let code = frame.as_ref().map(|f| f.code);
-                let _ = to.send(message).await;
-                return Ending::Closed(Side::Provider, code);
-            }
             _ => None,
         };
         if to.send(message).await.is_err() {
