@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use common::mock::{EPHEMERAL_KEY, MockUpstream, SDP_ANSWER};
 use common::realtime_mock::{
-    RESPONSE_TOKENS, RealtimeMock, TURN_TOKENS, close_of, next_event, refusal_of, ws_connect,
+    RESPONSE_TOKENS, RealtimeMock, TURN_TOKENS, close_of, next_event, one_response, refusal_of,
+    ws_connect,
 };
 use common::{TestEnv, TestRelay, assert_refusal, python, used_calls};
 use futures_util::{SinkExt, StreamExt};
@@ -276,16 +277,7 @@ async fn a_session_relays_every_frame_both_ways_and_counts_once() {
     }
     assert_eq!(binary.unwrap(), audio, "binary frames pass unchanged");
 
-    ws.send(Message::text(
-        json!({"type": "response.create"}).to_string(),
-    ))
-    .await
-    .unwrap();
-    assert_eq!(
-        next_event(&mut ws).await["type"],
-        "response.output_text.delta"
-    );
-    assert_eq!(next_event(&mut ws).await["type"], "response.done");
+    one_response(&mut ws).await;
     // The client's close code and reason reach the provider, and its answer comes back.
     ws.close(Some(CloseFrame {
         code: CloseCode::Normal,
@@ -432,16 +424,7 @@ async fn limits_end_live_sessions_with_a_close_code_and_a_reason() {
         .await;
     let mut ws = open(token.clone()).await;
     for _ in 0..2 {
-        ws.send(Message::text(
-            json!({"type": "response.create"}).to_string(),
-        ))
-        .await
-        .unwrap();
-        assert_eq!(
-            next_event(&mut ws).await["type"],
-            "response.output_text.delta"
-        );
-        assert_eq!(next_event(&mut ws).await["type"], "response.done");
+        one_response(&mut ws).await;
     }
     assert_eq!(
         close_of(&mut ws).await,

@@ -234,3 +234,15 @@ pub fn refusal_of(handshake: ClientHandshake) -> (u16, Value) {
         Err(e) => panic!("no HTTP answer: {e}"),
     }
 }
+
+/// Asks the mock for one response (`response.create`): its text delta, then its
+/// `response.done`, which is returned.
+pub async fn one_response(ws: &mut Ws) -> Value {
+    use futures_util::SinkExt;
+    let create = json!({"type": "response.create"}).to_string();
+    ws.send(Message::text(create)).await.unwrap();
+    assert_eq!(next_event(ws).await["type"], "response.output_text.delta");
+    let done = next_event(ws).await;
+    assert_eq!(done["type"], "response.done");
+    done
+}
