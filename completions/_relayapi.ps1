@@ -295,6 +295,8 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('--metrics-listen', '--metrics-listen', [CompletionResultType]::ParameterName, 'Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)')
             [CompletionResult]::new('--admin-token-env', '--admin-token-env', [CompletionResultType]::ParameterName, 'Enable the admin API, with the secret read from this environment variable')
             [CompletionResult]::new('--admin-listen', '--admin-listen', [CompletionResultType]::ParameterName, 'Serve the admin API on its own address (e.g. 127.0.0.1:8081) instead of the main one')
+            [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate chain (PEM); read again on SIGHUP')
+            [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'The private key of --tls-cert (PEM)')
             [CompletionResult]::new('--client-secret-lifetime', '--client-secret-lifetime', [CompletionResultType]::ParameterName, 'Longest life of a realtime client secret minted through the relay; never past the token''s own expiry [default: 10m]')
             [CompletionResult]::new('--client-timeout', '--client-timeout', [CompletionResultType]::ParameterName, 'Time a client has to send a request''s headers, and again its body [default: 30s]')
             [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Time allowed to connect to a provider [default: 10s]')

@@ -871,7 +871,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__serve)
-            opts="-h --trusted-proxy --metrics --metrics-listen --admin-token-env --admin-listen --print-config --client-secret-lifetime --client-timeout --connect-timeout --grace-period --idle-timeout --listen --max-body --max-body-memory --max-message --max-session --upstream-timeout --data-dir --database-url --config --help"
+            opts="-h --trusted-proxy --metrics --metrics-listen --admin-token-env --admin-listen --tls-cert --tls-key --print-config --client-secret-lifetime --client-timeout --connect-timeout --grace-period --idle-timeout --listen --max-body --max-body-memory --max-message --max-session --upstream-timeout --data-dir --database-url --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -890,6 +890,14 @@ _relayapi() {
                     return 0
                     ;;
                 --admin-listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -264,6 +264,8 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand --metrics-listen 'Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)'
             cand --admin-token-env 'Enable the admin API, with the secret read from this environment variable'
             cand --admin-listen 'Serve the admin API on its own address (e.g. 127.0.0.1:8081) instead of the main one'
+            cand --tls-cert 'Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate chain (PEM); read again on SIGHUP'
+            cand --tls-key 'The private key of --tls-cert (PEM)'
             cand --client-secret-lifetime 'Longest life of a realtime client secret minted through the relay; never past the token''s own expiry [default: 10m]'
             cand --client-timeout 'Time a client has to send a request''s headers, and again its body [default: 30s]'
             cand --connect-timeout 'Time allowed to connect to a provider [default: 10s]'

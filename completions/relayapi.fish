@@ -200,6 +200,8 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l trusted-prox
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l metrics-listen -d 'Serve /metrics on its own address instead (e.g. 127.0.0.1:9090)' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l admin-token-env -d 'Enable the admin API, with the secret read from this environment variable' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l admin-listen -d 'Serve the admin API on its own address (e.g. 127.0.0.1:8081) instead of the main one' -r
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l tls-cert -d 'Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate chain (PEM); read again on SIGHUP' -r -F
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l tls-key -d 'The private key of --tls-cert (PEM)' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l client-secret-lifetime -d 'Longest life of a realtime client secret minted through the relay; never past the token\'s own expiry [default: 10m]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l client-timeout -d 'Time a client has to send a request\'s headers, and again its body [default: 30s]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l connect-timeout -d 'Time allowed to connect to a provider [default: 10s]' -r

@@ -105,5 +105,6 @@ async fn main() {
         })
         .unify();
     let config = relayapi::server::ServeConfig::default();
-    relayapi::server::listener::serve(routes, listener, std::future::pending(), &config).await;
+    relayapi::server::listener::serve(routes, listener, std::future::pending(), &config, None)
+        .await;
 }

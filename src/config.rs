@@ -64,6 +64,9 @@ pub struct Config {
     /// `serve`: the environment variable holding the admin API's secret (never the secret).
     pub admin_token_env: Option<String>,
     pub admin_listen: Option<SocketAddr>,
+    /// `serve`: HTTPS with this certificate chain and key (PEM), read again on SIGHUP.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -89,6 +92,8 @@ impl Default for Config {
             metrics_listen: None,
             admin_token_env: None,
             admin_listen: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

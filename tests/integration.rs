@@ -9,6 +9,7 @@ mod cli_tokens;
 mod completions;
 mod faults;
 mod hostile;
+mod https;
 mod issuers;
 mod policies;
 mod realtime;

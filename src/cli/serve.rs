@@ -88,6 +88,25 @@ pub struct ServeCmd {
     #[arg(long, env = "RELAYAPI_ADMIN_LISTEN", value_name = "ADDR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     admin_listen: Option<SocketAddr>,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate chain (PEM); read again on
+    /// SIGHUP
+    #[arg(
+        long,
+        env = "RELAYAPI_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(
+        long,
+        env = "RELAYAPI_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_key: Option<std::path::PathBuf>,
     /// Print the settings in effect (defaults, relayapi.toml, environment and flags
     /// merged) as relayapi.toml would hold them, and exit
     #[arg(long)]
@@ -135,6 +154,11 @@ fn serve_config(config: &Config) -> anyhow::Result<ServeConfig> {
             .transpose()?
             .map(Arc::new),
         admin_route: config.admin_listen.is_none(),
+        tls: match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(server::tls::ReloadableCert::load(cert, key)?),
+            (None, None) => None,
+            _ => anyhow::bail!("--tls-cert and --tls-key go together: give both or neither"),
+        },
         ..ServeConfig::default()
     })
 }
@@ -152,6 +176,14 @@ impl ServeCmd {
         );
         let config = serve_config(&ctx.config)?;
         let admin_secret = config.admin_secret.clone();
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        if let Some(cert) = config.tls.clone() {
+            tokio::spawn(reload_on_sighup(cert));
+        }
         let ring = ctx.keyring_or_create()?;
         let store = ctx
             .store()
@@ -167,7 +199,7 @@ impl ServeCmd {
             AppState::new(config, store.clone(), ring).context("cannot build the HTTP client")?,
         );
         // A stable line on stderr, whatever the log level: scripts and tests read the port.
-        eprintln!("relayapi listening on http://{local}");
+        eprintln!("relayapi listening on {scheme}://{local}");
         tracing::info!(kid = %kid, database = store.backend_name(), "serving");
         let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
         let metrics_task = match metrics_listen {
@@ -223,6 +255,24 @@ impl ServeCmd {
         store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Reads the certificate again on each SIGHUP (an ACME client's deploy hook sends one):
+/// new connections get the new one; a reload that fails keeps the old one, and says why.
+async fn reload_on_sighup(cert: Arc<server::tls::ReloadableCert>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("no SIGHUP handler: the certificate will not be reloaded");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        match cert.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "TLS certificate reload failed; the old one stays in use")
+            }
+        }
     }
 }
 

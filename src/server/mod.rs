@@ -11,6 +11,7 @@ pub mod listener;
 pub mod metrics;
 mod proxy;
 mod realtime;
+pub mod tls;
 pub mod tokens;
 
 use std::future::Future;
@@ -65,6 +66,8 @@ pub struct ServeConfig {
     pub admin_secret: Option<Arc<SecretString>>,
     /// Serve the admin API on the main listener (rather than its own).
     pub admin_route: bool,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) on the main listener with this certificate.
+    pub tls: Option<Arc<tls::ReloadableCert>>,
 }
 
 impl Default for ServeConfig {
@@ -87,6 +90,7 @@ impl Default for ServeConfig {
             usage_queue: crate::usage::QUEUE_CAPACITY,
             admin_secret: None,
             admin_route: false,
+            tls: None,
         }
     }
 }
@@ -286,7 +290,7 @@ pub async fn run_metrics(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let routes = metrics_filter(state.clone()).recover(not_found).unify();
-    listener::serve(routes, listener, shutdown, &state.config).await;
+    listener::serve(routes, listener, shutdown, &state.config, None).await;
 }
 
 /// Serves only the admin API on its own listener (`--admin-listen`), until `shutdown`.
@@ -299,7 +303,7 @@ pub async fn run_admin(
     let routes = admin::routes(state.clone(), secret)
         .recover(not_found)
         .unify();
-    listener::serve(routes, listener, shutdown, &state.config).await;
+    listener::serve(routes, listener, shutdown, &state.config, None).await;
 }
 
 /// Serves on `listener` until `shutdown` resolves, then lets in-flight requests finish for
@@ -318,7 +322,15 @@ pub async fn run(
         // Realtime sessions close (with a reason) while requests drain.
         stopping.stopping.send_replace(true);
     };
-    let drained = listener::serve(routes(state.clone()), listener, shutdown, &state.config).await;
+    let tls = state.config.tls.as_ref().map(|cert| cert.server_config());
+    let drained = listener::serve(
+        routes(state.clone()),
+        listener,
+        shutdown,
+        &state.config,
+        tls,
+    )
+    .await;
     // Told to close when the stop began, sessions have mostly ended by now.
     let sessions_closed = tokio::time::timeout(grace, state.stopping.closed())
         .await

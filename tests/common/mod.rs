@@ -537,9 +537,40 @@ impl ServeProcess {
         }
     }
 
+    /// Waits (up to 10 s) for a stderr line containing `needle`; returns it.
+    pub fn line_after_containing(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(line) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return line.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no line containing {needle:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Everything the process has written to stderr so far.
     pub fn log(&self) -> Arc<std::sync::Mutex<Vec<String>>> {
         self.lines.clone()
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`…).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
     }
 
     /// SIGKILL: no chance to write anything more.

@@ -188,7 +188,10 @@ pub async fn ws_connect(base: &str, target: &str, headers: &[(&str, &str)]) -> C
 }
 
 /// The next data message (text or binary JSON), skipping pings and pongs.
-pub async fn next_event(ws: &mut Ws) -> Value {
+pub async fn next_event<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     loop {
         let message = tokio::time::timeout(Duration::from_secs(5), ws.next())
             .await
