@@ -67,10 +67,8 @@ where
                 // (malformed, or opened and looked up): the answer's timing tells nothing.
                 tokio::time::sleep_until((started + INVALID_TOKEN_ANSWER).into()).await;
             }
-            if error == ApiError::OriginNotAllowed {
-                // No Access-Control-Allow-Origin: the refused origin's page reads nothing.
-                return error.into_response();
-            }
+            // Every refusal is readable by the calling page, the refused origin's too: it
+            // learns only that this token is not for it, and can show why.
             error.into_response()
         }
     };
