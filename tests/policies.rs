@@ -331,14 +331,40 @@ async fn endpoints_default_to_inference_and_can_be_listed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_per_minute_with_retry_after() {
+async fn requests_per_minute_with_retry_after_and_what_is_left_in_headers() {
     let env = TestEnv::sqlite();
     let mock = MockUpstream::start().await;
-    let (id, token) = issue_async(&env, KEY, &["--upstream", &mock.url, "--rpm", "3"]).await;
+    let limited = ["--upstream", &mock.url, "--rpm", "3", "--max-calls", "5"];
+    let (id, token) = issue_async(&env, KEY, &limited).await;
+    let (_, unlimited) = issue_async(&env, KEY, &["--upstream", &mock.url]).await;
     let relay = TestRelay::start(&env, ServeConfig::default()).await;
-    for _ in 0..3 {
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().parse::<u64>().unwrap())
+    };
+    for n in 0..3u64 {
         let r = relay.post(&token, "/v1/chat/completions", &chat("m")).await;
         assert_eq!(r.status(), 200);
+        // What a page reads of its limits (CORS exposes every header).
+        assert_eq!(header(&r, "x-relay-ratelimit-limit"), Some(3));
+        assert_eq!(header(&r, "x-relay-ratelimit-remaining"), Some(2 - n));
+        let reset = header(&r, "x-relay-ratelimit-reset").unwrap();
+        assert!(
+            (20 * (n + 1) - 1..=20 * (n + 1)).contains(&reset),
+            "reset {reset}"
+        );
+        assert_eq!(header(&r, "x-relay-calls-remaining"), Some(4 - n));
+    }
+    let r = relay
+        .post(&unlimited, "/v1/chat/completions", &chat("m"))
+        .await;
+    assert_eq!(r.status(), 200);
+    for name in ["x-relay-ratelimit-limit", "x-relay-calls-remaining"] {
+        assert!(
+            r.headers().get(name).is_none(),
+            "{name} on an unlimited token"
+        );
     }
     let r = relay.post(&token, "/v1/chat/completions", &chat("m")).await;
     let (s, code, headers) = refusal(r).await;

@@ -32,6 +32,17 @@ pub struct Limiter {
 pub struct Permit {
     state: Arc<TokenState>,
     reserved: i64,
+    /// The token's requests-per-minute bucket after this call took from it.
+    pub rate: Option<RateLeft>,
+}
+
+/// What a page may read of its rate limit: the bucket's size, the requests left in it,
+/// and the seconds until it is full again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLeft {
+    pub limit: u32,
+    pub remaining: u32,
+    pub reset_secs: u64,
 }
 
 impl Drop for Permit {
@@ -78,22 +89,23 @@ impl Limiter {
         state
             .reserved_tokens
             .fetch_add(reserve_tokens, Ordering::AcqRel);
-        let permit = Permit {
+        let mut permit = Permit {
             state: state.clone(),
             reserved: reserve_tokens,
+            rate: None,
         };
         if concurrency.is_some_and(|max| in_flight > max) {
             return Err(ApiError::TooManyConcurrentRequests);
         }
         if let Some(rpm) = rpm {
-            take_from_bucket(&state, rpm)?;
+            permit.rate = Some(take_from_bucket(&state, rpm)?);
         }
         Ok(permit)
     }
 }
 
 /// A bucket of `rpm` requests refilled at `rpm` per minute.
-fn take_from_bucket(state: &TokenState, rpm: u32) -> Result<(), ApiError> {
+fn take_from_bucket(state: &TokenState, rpm: u32) -> Result<RateLeft, ApiError> {
     let capacity = f64::from(rpm);
     let per_second = capacity / 60.0;
     let now = Instant::now();
@@ -107,7 +119,11 @@ fn take_from_bucket(state: &TokenState, rpm: u32) -> Result<(), ApiError> {
     bucket.updated = now;
     if bucket.tokens >= 1.0 {
         bucket.tokens -= 1.0;
-        Ok(())
+        Ok(RateLeft {
+            limit: rpm,
+            remaining: bucket.tokens.floor() as u32,
+            reset_secs: ((capacity - bucket.tokens) / per_second).ceil() as u64,
+        })
     } else {
         let wait = ((1.0 - bucket.tokens) / per_second).ceil().max(1.0);
         Err(ApiError::RateLimited {
@@ -132,6 +148,15 @@ mod tests {
             }
             other => panic!("expected rate_limited, got {:?}", other.err()),
         }
+        assert_eq!(
+            permits[2].rate,
+            Some(RateLeft {
+                limit: 3,
+                remaining: 0,
+                reset_secs: 60
+            })
+        );
+        assert_eq!(permits[0].rate.map(|r| r.remaining), Some(2));
         drop(permits);
         // Another token has its own bucket.
         assert!(limiter.admit("u", Some(3), None, 0).is_ok());

@@ -404,6 +404,11 @@ async fn forward(
         })
         .inc();
     let mut headers = forward::response_headers(response.headers());
+    let calls_left = record
+        .limits
+        .max_calls
+        .map(|max| max.saturating_sub(call.resolved.used_calls(record)).max(0));
+    limit_headers(&mut headers, call.permit.rate, calls_left);
     let (inspect, is_sse) = inspect_for(&headers, hide_usage);
     if is_sse {
         // SSE through proxies: ask intermediaries not to buffer.
@@ -450,6 +455,29 @@ async fn forward(
     *reply.status_mut() = status;
     *reply.headers_mut() = headers;
     Ok(reply)
+}
+
+/// What a page may want to know of its token's limits, on every forwarded answer (CORS
+/// exposes them): the rpm bucket after this call, and the calls left (at most: on a fleet
+/// other relays may have counted some since this one last read the token).
+fn limit_headers(
+    headers: &mut HeaderMap,
+    rate: Option<super::limits::RateLeft>,
+    calls_left: Option<i64>,
+) {
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    };
+    if let Some(rate) = rate {
+        set("x-relay-ratelimit-limit", rate.limit.to_string());
+        set("x-relay-ratelimit-remaining", rate.remaining.to_string());
+        set("x-relay-ratelimit-reset", rate.reset_secs.to_string());
+    }
+    if let Some(left) = calls_left {
+        set("x-relay-calls-remaining", left.to_string());
+    }
 }
 
 /// How a response is read for usage, and whether it is an event stream. A compressed body
