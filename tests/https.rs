@@ -8,36 +8,12 @@ use common::TEST_KEY as KEY;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use common::certs::{Certs, certs};
 use common::mock::{CHAT_JSON, MockUpstream};
 use common::realtime_mock::{RealtimeMock, next_event};
 use common::{ServeProcess, TestEnv, cli_async, issue_async};
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-/// A CA and a certificate for 127.0.0.1 that it signed.
-struct Certs {
-    ca_pem: String,
-    cert_pem: String,
-    key_pem: String,
-}
-
-fn certs() -> Certs {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    Certs {
-        ca_pem: ca_cert.pem(),
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    }
-}
 
 /// Writes the certificate and key where `serve` reads them: (cert path, key path).
 fn install(env: &TestEnv, certs: &Certs) -> (PathBuf, PathBuf) {

@@ -649,15 +649,11 @@ async def main():
                 break
     # A page's WebSocket, as the browser opens it: the token in a subprotocol.
     protocols = ["realtime", "openai-insecure-api-key." + os.environ["BROWSER_TOKEN"]]
-    url = relay.replace("http", "ws") + "/v1/realtime?model=gpt-realtime"
+    url = relay.replace("https", "wss", 1) + "/v1/realtime?model=gpt-realtime"
     async with websockets.connect(url, subprotocols=protocols, origin="https://app.example.com") as ws:
         print("protocol", ws.subprotocol)
         print("first", json.loads(await ws.recv())["type"])
     gemini = genai.Client(api_key=os.environ["GEMINI_TOKEN"], http_options={"base_url": relay})
-    # With an API key the SDK always dials wss://; this relay listens in plain HTTP, so its
-    # WebSocket base is pointed at ws:// (everything else is the SDK's own).
-    gemini._api_client._websocket_base_url = lambda *args, **kwargs: relay.replace("http", "ws", 1)
-    gemini._api_client._websocket_ssl_ctx = {}
     async with gemini.aio.live.connect(model="gemini-live-2.5-flash", config={"response_modalities": ["TEXT"]}) as session:
         await session.send_client_content(turns={"role": "user", "parts": [{"text": "hi"}]}, turn_complete=True)
         async for message in session.receive():
@@ -670,7 +666,16 @@ asyncio.run(main())
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_sdks_open_sessions_through_the_relay() {
-    let (env, upstream, relay) = realtime_relay(ServeConfig::default()).await;
+    // Over HTTPS, as the SDKs dial a real provider (google-genai always uses wss://), the
+    // relay's certificate trusted through SSL_CERT_FILE.
+    let dir = tempfile::tempdir().unwrap();
+    let (tls, ca) = common::certs::relay_tls(dir.path(), &common::certs::certs());
+    let (env, upstream, relay) = realtime_relay(ServeConfig {
+        tls: Some(tls),
+        ..ServeConfig::default()
+    })
+    .await;
+    assert!(relay.url.starts_with("https://"));
     let (id, token) = relay.issue(&["--upstream", &upstream.url]).await;
     let (browser_id, browser_token) = relay
         .issue(&[
@@ -688,6 +693,7 @@ async fn the_official_sdks_open_sessions_through_the_relay() {
         ("TOKEN", token.clone()),
         ("BROWSER_TOKEN", browser_token.clone()),
         ("GEMINI_TOKEN", gemini_token),
+        ("SSL_CERT_FILE", ca.to_str().unwrap().to_string()),
     ];
     let Some(out) = python(SDK_SESSIONS, vars).await else {
         return;

@@ -229,6 +229,7 @@ pub fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
+pub mod certs;
 pub mod mock;
 pub mod raw;
 pub mod realtime_mock;
@@ -263,7 +264,12 @@ impl TestRelay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if state.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(relayapi::server::run(state.clone(), listener, async {
             let _ = rx.await;
