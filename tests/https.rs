@@ -49,10 +49,14 @@ fn serve_tls(env: &TestEnv, cert: &Path, key: &Path) -> ServeProcess {
             cert.to_str().unwrap(),
             "--tls-key",
             key.to_str().unwrap(),
+            "--admin-token-env",
+            "ADMIN",
         ],
-        &[("RELAYAPI_LOG", "info")],
+        &[("RELAYAPI_LOG", "info"), ("ADMIN", ADMIN_SECRET)],
     )
 }
+
+const ADMIN_SECRET: &str = "admin-secret-for-the-https-tests-0123456789";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_speaks_http2_and_http1_and_carries_websockets() {
@@ -112,6 +116,19 @@ async fn https_speaks_http2_and_http1_and_carries_websockets() {
             "https://app.example.com"
         );
     }
+    // The admin API, over HTTP/2 too.
+    let tokens = client(&certs.ca_pem, false)
+        .get(format!("{}/admin/v1/tokens", serve.url))
+        .bearer_auth(ADMIN_SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (tokens.version(), tokens.status().as_u16()),
+        (http::Version::HTTP_2, 200)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&tokens.bytes().await.unwrap()).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
     // Nothing but TLS on that port.
     let plain = common::http()
         .post(chat.replace("https://", "http://"))
