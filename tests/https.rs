@@ -195,7 +195,7 @@ async fn the_certificate_is_reloaded_on_sighup_and_a_bad_one_never_replaces_it()
 
     install(&env, &second);
     serve.signal("HUP");
-    let reloaded = serve.line_after_containing("TLS certificate reloaded");
+    let reloaded = serve.line_containing("TLS certificate reloaded");
     assert!(!reloaded.is_empty());
     assert_eq!(call(&client(&second.ca_pem, false)).await.unwrap(), 200);
     assert!(
@@ -211,7 +211,7 @@ async fn the_certificate_is_reloaded_on_sighup_and_a_bad_one_never_replaces_it()
     // A broken renewal: the certificate in use stays, and the log says why.
     std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
     serve.signal("HUP");
-    let failed = serve.line_after_containing("TLS certificate reload failed");
+    let failed = serve.line_containing("TLS certificate reload failed");
     assert!(failed.contains("--tls-cert"), "{failed}");
     assert_eq!(call(&client(&second.ca_pem, false)).await.unwrap(), 200);
     assert!(serve.stop().success());

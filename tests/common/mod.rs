@@ -524,42 +524,25 @@ impl ServeProcess {
 
     /// Waits (up to 10 s) for a stderr line starting with `prefix`; returns the rest of it.
     pub fn line_after(&self, prefix: &str) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            if let Some(rest) = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .find_map(|l| l.strip_prefix(prefix))
-            {
-                return rest.to_string();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no line starting with {prefix:?}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        self.wait_for_line(&format!("starting with {prefix:?}"), |l| {
+            l.strip_prefix(prefix).map(str::to_string)
+        })
     }
 
     /// Waits (up to 10 s) for a stderr line containing `needle`; returns it.
-    pub fn line_after_containing(&self, needle: &str) -> String {
+    pub fn line_containing(&self, needle: &str) -> String {
+        self.wait_for_line(&format!("containing {needle:?}"), |l| {
+            l.contains(needle).then(|| l.to_string())
+        })
+    }
+
+    fn wait_for_line(&self, what: &str, pick: impl Fn(&str) -> Option<String>) -> String {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            if let Some(line) = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.contains(needle))
-            {
-                return line.clone();
+            if let Some(found) = self.lines.lock().unwrap().iter().find_map(|l| pick(l)) {
+                return found;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no line containing {needle:?}"
-            );
+            assert!(std::time::Instant::now() < deadline, "no line {what}");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
