@@ -299,8 +299,88 @@ async fn a_session_relays_every_frame_both_ways_and_counts_once() {
     );
     let usage = common::usage_of(&env, &id, 1).await;
     assert_eq!((usage.total_tokens, usage.aborted), (RESPONSE_TOKENS, 0));
+    // Metrics: frames and bytes each way, the session's length by how it ended.
+    let metrics = relay.state.metrics.render(0, 0, None);
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    };
+    // Up: the text, the audio, the ping, response.create and the close.
+    assert_eq!(
+        value("relayapi_realtime_frames_total{direction=\"up\"}"),
+        5.0
+    );
+    assert!(value("relayapi_realtime_bytes_total{direction=\"up\"}") > audio.len() as f64);
+    assert!(value("relayapi_realtime_frames_total{direction=\"down\"}") >= 6.0);
+    assert_eq!(value("relayapi_realtime_sessions_open"), 0.0);
+    assert_eq!(
+        value("relayapi_realtime_session_duration_seconds_count{end=\"client_closed\"}"),
+        1.0
+    );
     relay.stop().await;
     assert_eq!(used_calls(&env, &id).await, 1, "a session is one call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_is_closed_and_so_is_one_whose_token_expires() {
+    let (_env, upstream, relay) = realtime_relay(ServeConfig {
+        idle_timeout: Duration::from_secs(1),
+        ..ServeConfig::default()
+    })
+    .await;
+    let (_, token) = relay.issue(&["--upstream", &upstream.url]).await;
+    let bearer = format!("Bearer {token}");
+    let (mut ws, _) = ws_connect(&relay.url, REALTIME, &[("authorization", &bearer)])
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut ws).await["type"], "session.created");
+    assert_eq!(
+        close_of(&mut ws).await,
+        (1001, "the session was idle too long".to_string())
+    );
+    let (_, expiring) = relay
+        .issue(&["--upstream", &upstream.url, "--expires-in", "2s"])
+        .await;
+    let bearer = format!("Bearer {expiring}");
+    let (mut ws, _) = ws_connect(&relay.url, REALTIME, &[("authorization", &bearer)])
+        .await
+        .unwrap();
+    // Kept busy, so only the expiry can end it.
+    let busy = tokio::spawn(async move {
+        let (mut sink, mut stream) = futures_util::StreamExt::split(ws);
+        let pinger = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let closed = async {
+            loop {
+                match stream.next().await {
+                    Some(Ok(Message::Close(Some(frame)))) => {
+                        break (u16::from(frame.code), frame.reason.to_string());
+                    }
+                    Some(Ok(_)) => {}
+                    other => panic!("ended without a close frame: {other:?}"),
+                }
+            }
+        };
+        tokio::select! {
+            closed = closed => closed,
+            _ = pinger => panic!("the pings stopped first"),
+        }
+    });
+    let closed = tokio::time::timeout(Duration::from_secs(8), busy)
+        .await
+        .expect("closed within 8 s")
+        .unwrap();
+    assert_eq!(closed, (1008, "the token has expired".to_string()));
+    relay.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
