@@ -345,7 +345,7 @@ async fn an_idle_session_is_closed_and_so_is_one_whose_token_expires() {
         .issue(&["--upstream", &upstream.url, "--expires-in", "2s"])
         .await;
     let bearer = format!("Bearer {expiring}");
-    let (mut ws, _) = ws_connect(&relay.url, REALTIME, &[("authorization", &bearer)])
+    let (ws, _) = ws_connect(&relay.url, REALTIME, &[("authorization", &bearer)])
         .await
         .unwrap();
     // Kept busy, so only the expiry can end it.
