@@ -107,7 +107,7 @@ def rss_kib(pid, field="VmRSS"):
     return 0
 
 
-def oha(url, key, body, conc, n=None, secs=None, timeout_s="30s"):
+def oha(url, key, body, conc, n=None, secs=None, timeout_s="30s", headers=()):
     """Runs oha; returns its JSON summary (bounded by count or duration, and by timeout)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(body, f)
@@ -117,7 +117,8 @@ def oha(url, key, body, conc, n=None, secs=None, timeout_s="30s"):
     cmd = ["timeout", "-k", "5", str(limit)] + pin(LOADGEN_CPUS) + [
         "oha", "--no-tui", "--output-format", "json", "--worker-threads", threads,
         "-c", str(conc), *amount, "-t", timeout_s, "-m", "POST", "-T", "application/json",
-        "-H", f"Authorization: Bearer {key}", "-D", f.name, url]
+        "-H", f"Authorization: Bearer {key}",
+        *[arg for h in headers for arg in ("-H", h)], "-D", f.name, url]
     out = subprocess.run(cmd, capture_output=True, text=True)
     os.unlink(f.name)
     if out.returncode != 0:
@@ -136,19 +137,24 @@ def oha(url, key, body, conc, n=None, secs=None, timeout_s="30s"):
     }
 
 
-def scenarios(name, url, key, pid, n_seq):
+def scenarios(name, url, key, pid, n_seq, headers=(), streams=True):
+    """`headers`: sent on every request (Portkey's gateway takes its upstream from them);
+    `streams=False` for a target whose streams fail, so only its JSON figures count."""
     chat = url + "/v1/chat/completions"
     print(f"== {name} {chat}", flush=True)
-    oha(chat, key, CHAT, 8, n=300)  # warm-up
-    oha(chat, key, {**CHAT, "stream": True}, 4, n=100)
+    run = lambda body, conc, **k: oha(chat, key, body, conc, headers=headers, **k)  # noqa: E731
+    run(CHAT, 8, n=300)  # warm-up
+    if streams:
+        run({**CHAT, "stream": True}, 4, n=100)
     r = {}
-    r["c1"] = oha(chat, key, CHAT, 1, n=n_seq)
+    r["c1"] = run(CHAT, 1, n=n_seq)
     t0 = cpu_ticks(pid) if pid else None
-    r["c64"] = oha(chat, key, CHAT, 64, secs=DUR)
+    r["c64"] = run(CHAT, 64, secs=DUR)
     if pid:
         r["c64"]["cpu_us"] = (cpu_ticks(pid) - t0) / CLK_TCK * 1e6 / max(r["c64"]["ok"], 1)
-    r["stream"] = oha(chat, key, {**CHAT, "stream": True}, 16, secs=DUR)
-    r["paced"] = oha(chat, key, {**CHAT, "model": "mock-paced-20-2", "stream": True}, 16, secs=DUR)
+    if streams:
+        r["stream"] = run({**CHAT, "stream": True}, 16, secs=DUR)
+        r["paced"] = run({**CHAT, "model": "mock-paced-20-2", "stream": True}, 16, secs=DUR)
     for k, v in r.items():
         extra = f" cpu {v['cpu_us']:.0f}us/req" if "cpu_us" in v else ""
         print(f"  {k:6s} {v['rps']:9.0f} req/s p50 {v['p50']:.3f} p99 {v['p99']:.3f} ms "
@@ -194,7 +200,8 @@ def main():
                 subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", pin], check=True)
             os.symlink(venv, os.path.join(shared, ".venv"))
             subprocess.run(["bash", "setup.sh"], cwd=shared, check=True)
-            subprocess.run(["bash", "start.sh", "mock", "nginx", "litellm"], cwd=shared, check=True,
+            subprocess.run(["bash", "start.sh", "mock", "nginx", "litellm", "portkey"], cwd=shared,
+                           check=True,
                            env={**os.environ, "SERVER_CPUS": SERVER_CPUS})
             pid_of = lambda n: int(open(os.path.join(shared, "run", f"{n}.pid")).read())
             upstream = "http://127.0.0.1:18081"
@@ -226,6 +233,13 @@ def main():
         if peers:
             targets["litellm"] = scenarios("litellm", "http://127.0.0.1:18083", "sk-bench-master",
                                            pid_of("litellm"), min(N_SEQ, 300))
+            # Portkey's gateway: upstream from its headers; JSON only (its streams fail on
+            # this Node, Portkey-AI/gateway#1389).
+            targets["portkey"] = scenarios(
+                "portkey", "http://127.0.0.1:18084", "sk-real", pid_of("portkey"),
+                min(N_SEQ, 300), streams=False,
+                headers=("x-portkey-provider: openai",
+                         "x-portkey-custom-host: http://127.0.0.1:18081/v1"))
 
         # Peak RSS with many slow streams in flight at once.
         print(f"== relay: {SLOW_STREAMS} concurrent slow streams", flush=True)
@@ -282,9 +296,11 @@ def render(t, extra, peers):
     for name, r in t.items():
         failed = sum(v["failed"] for v in r.values())
         cpu = r["c64"].get("cpu_us")
+        # A target measured without streams shows a dash there.
+        stream = (f"{r['stream']['rps']:.0f} | {r['stream']['ttfb50']:.3f} | {r['paced']['ttfb50']:.3f}"
+                  if "stream" in r else "– | – | –")
         lines.append(f"| {name} | {r['c1']['p50']:.3f} | {r['c1']['p99']:.3f} | {r['c64']['rps']:.0f} | "
-                     f"{r['c64']['p99']:.2f} | {'' if cpu is None else f'{cpu:.0f}'} | {r['stream']['rps']:.0f} | "
-                     f"{r['stream']['ttfb50']:.3f} | {r['paced']['ttfb50']:.3f} | {failed} |")
+                     f"{r['c64']['p99']:.2f} | {'' if cpu is None else f'{cpu:.0f}'} | {stream} | {failed} |")
     relay, mock = t["relay"], t["mock"]
     lines += ["", f"- {SLOW_STREAMS} concurrent slow streams: {extra['slow_streams'].get('ok')} ok; "
               f"relay peak RSS {extra['rss_peak_mib']:.1f} MiB (idle {extra['rss_idle_mib']:.1f} MiB)",
@@ -307,8 +323,10 @@ def render(t, extra, peers):
         for label, value, limit, op in checks:
             ok = value >= limit if op == ">=" else value <= limit
             lines.append(f"| {label} | {value:.3f} | {limit} | {'yes' if ok else 'no'} |")
-        if "litellm" in t:
-            lines.append(f"\nrelay vs LiteLLM at c64: {relay['c64']['rps'] / max(t['litellm']['c64']['rps'], 1):.0f}x the requests/s")
+        for peer, label in [("litellm", "LiteLLM"), ("portkey", "Portkey's gateway")]:
+            if peer in t:
+                lines.append(f"\nrelay vs {label} at c64: "
+                             f"{relay['c64']['rps'] / max(t[peer]['c64']['rps'], 1):.0f}x the requests/s")
     return "\n".join(lines) + "\n"
 
 

@@ -2,8 +2,9 @@
 # relayapi benchmark: builds release binaries, starts a mock upstream and the relay (with
 # governance on: every call's token opened, checked, counted and its usage recorded),
 # drives load with oha, and prints one markdown table (also written to bench/results/).
-# When ../shared/bench exists (and PEERS is not 0) its nginx reverse proxy and LiteLLM run
-# in the same run, against the same upstream, and the ratios are printed.
+# When ../shared/bench exists (and PEERS is not 0) its nginx reverse proxy, LiteLLM and
+# Portkey's gateway (JSON scenarios only: its streams fail on this Node) run in the same
+# run, against the same upstream, and the ratios are printed.
 #
 #   bench/run.sh                 # everything (PEERS=auto)
 #   PEERS=0 bench/run.sh         # relayapi alone, against its own mock
