@@ -700,14 +700,20 @@ async fn gemini_live_checks_the_model_in_its_setup_message() {
     assert_eq!(seen.header("x-goog-api-key"), Some(KEY));
     assert!(!seen.everything().contains(&token) && !seen.uri.contains("key="));
 
-    let (mut ws, _) = ws_connect(&relay.url, &live, &[]).await.expect("opens");
+    // The header form, on the v1alpha path.
+    let alpha = "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContent";
+    let (mut ws, _) = ws_connect(&relay.url, alpha, &[("x-goog-api-key", &token)])
+        .await
+        .expect("opens");
     let setup = json!({"setup": {"model": "models/gemini-2.5-pro"}});
     ws.send(Message::text(setup.to_string())).await.unwrap();
     assert_eq!(
         close_of(&mut ws).await,
         (1008, "this token may not use that model".to_string())
     );
-    assert_eq!(upstream.handshakes().len(), 2);
+    let seen = &upstream.handshakes()[1];
+    assert!(seen.uri.ends_with(alpha), "{}", seen.uri);
+    assert_eq!(seen.header("x-goog-api-key"), Some(KEY));
 
     let usage = common::usage_of(&env, &id, 2).await;
     assert_eq!(usage.total_tokens, TURN_TOKENS);
