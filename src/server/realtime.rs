@@ -256,9 +256,9 @@ async fn dial(
             .insert(header::SEC_WEBSOCKET_PROTOCOL, value);
     }
 
-    let config_ = &state.config;
+    let settings = &state.config;
     let tcp = tokio::time::timeout(
-        config_.connect_timeout,
+        settings.connect_timeout,
         tokio::net::TcpStream::connect((host.as_str(), port)),
     )
     .await
@@ -271,7 +271,7 @@ async fn dial(
             Dial::Unreachable
         })?;
         let name = rustls::pki_types::ServerName::try_from(host).map_err(|_| Dial::Unreachable)?;
-        let stream = tokio::time::timeout(config_.connect_timeout, tls.connect(name, tcp))
+        let stream = tokio::time::timeout(settings.connect_timeout, tls.connect(name, tcp))
             .await
             .map_err(|_| Dial::Unreachable)?
             .map_err(|_| Dial::Unreachable)?;
@@ -280,7 +280,7 @@ async fn dial(
         Box::new(tcp)
     };
     let handshake = tokio_tungstenite::client_async_with_config(request, io, Some(config));
-    match tokio::time::timeout(config_.upstream_timeout, handshake).await {
+    match tokio::time::timeout(settings.upstream_timeout, handshake).await {
         Err(_) => Err(Dial::Failed(ApiError::UpstreamTimeout)),
         Ok(Ok((ws, response))) => {
             let protocol = response
@@ -596,42 +596,40 @@ async fn watch(
     activity: &AtomicU64,
     begun: Instant,
 ) -> Limit {
-    {
-        let config = &state.config;
-        let record = resolved.record();
-        let longest = record
-            .policy()
-            .max_session_secs
-            .map_or(config.max_session, |s| {
-                config.max_session.min(Duration::from_secs(s.into()))
-            });
-        let mut deadline = (begun + longest, Limit::MaxSession);
-        if let Some(at) = record.limits.expires_at {
-            let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-            if begun + left < deadline.0 {
-                deadline = (begun + left, Limit::Expired);
-            }
+    let config = &state.config;
+    let record = resolved.record();
+    let longest = record
+        .policy()
+        .max_session_secs
+        .map_or(config.max_session, |s| {
+            config.max_session.min(Duration::from_secs(s.into()))
+        });
+    let mut deadline = (begun + longest, Limit::MaxSession);
+    if let Some(at) = record.limits.expires_at {
+        let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        if begun + left < deadline.0 {
+            deadline = (begun + left, Limit::Expired);
         }
-        let idle = config.idle_timeout;
-        let mut ticks = tokio::time::interval(CHECK_EVERY);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let tokens = &state.tokens;
-        tokio::select! {
-            _ = stopping.wait_for(|stopping| *stopping) => Limit::Stopping,
-            _ = tokio::time::sleep_until(deadline.0.into()) => deadline.1,
-            limit = async {
-                loop {
-                    ticks.tick().await;
-                    let last = Duration::from_millis(activity.load(Ordering::Relaxed));
-                    if begun.elapsed().saturating_sub(last) >= idle {
-                        return Limit::Idle;
-                    }
-                    if let Some(limit) = token_limit(tokens, presented, resolved).await {
-                        return limit;
-                    }
+    }
+    let idle = config.idle_timeout;
+    let mut ticks = tokio::time::interval(CHECK_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let tokens = &state.tokens;
+    tokio::select! {
+        _ = stopping.wait_for(|stopping| *stopping) => Limit::Stopping,
+        _ = tokio::time::sleep_until(deadline.0.into()) => deadline.1,
+        limit = async {
+            loop {
+                ticks.tick().await;
+                let last = Duration::from_millis(activity.load(Ordering::Relaxed));
+                if begun.elapsed().saturating_sub(last) >= idle {
+                    return Limit::Idle;
                 }
-            } => limit,
-        }
+                if let Some(limit) = token_limit(tokens, presented, resolved).await {
+                    return limit;
+                }
+            }
+        } => limit,
     }
 }
 
