@@ -64,6 +64,7 @@ async fn main() {
             stream: false,
             aborted: false,
             estimated: false,
+            charged: false,
         });
         if batch.len() == 512 {
             store.insert_usage(&batch).await.expect("insert usage");

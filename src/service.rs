@@ -353,6 +353,12 @@ pub async fn list(store: &Store, include_ended: bool) -> Result<Vec<TokenRecord>
         .collect())
 }
 
+/// The relays sharing the database, heard from within the time after which they are
+/// presumed dead; none on SQLite.
+pub async fn relays(store: &Store) -> Result<Vec<crate::store::RelayInfo>, ServiceError> {
+    Ok(store.list_relays(crate::store::RELAY_TTL).await?)
+}
+
 pub async fn show(store: &Store, id_prefix: &str) -> Result<TokenRecord, ServiceError> {
     Ok(store.resolve_id(id_prefix).await?)
 }

@@ -8,6 +8,7 @@ mod admin_api;
 mod cli_tokens;
 mod completions;
 mod faults;
+mod fleet;
 mod hostile;
 mod https;
 mod issuers;

@@ -339,6 +339,7 @@ async fn the_report_in_table_json_and_csv() {
             // An aborted call is charged an estimate: the report must count it as one.
             estimated: aborted,
             aborted,
+            charged: false,
         };
     let store = env.store().await;
     store

@@ -7,6 +7,7 @@ mod m20261126_000002_usage;
 mod m20261126_000003_issuers;
 mod m20261202_000004_usage_estimated;
 mod m20261202_000005_token_max_session;
+mod m20261202_000006_fleet;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_issuers::Migration),
             Box::new(m20261202_000004_usage_estimated::Migration),
             Box::new(m20261202_000005_token_max_session::Migration),
+            Box::new(m20261202_000006_fleet::Migration),
         ]
     }
 }

@@ -26,7 +26,7 @@ struct KeyRow<'a> {
 }
 
 impl KeygenCmd {
-    pub fn run(&self, ctx: &Context) -> anyhow::Result<()> {
+    pub async fn run(&self, ctx: &Context) -> anyhow::Result<()> {
         if self.list {
             let ring = KeyRing::load(&ctx.keyring_dir())?;
             let keys = ring.list();
@@ -56,7 +56,11 @@ impl KeygenCmd {
         }
         ctx.ensure_data_dir()?;
         let info = KeyRing::generate(&ctx.keyring_dir(), self.rotate)?;
-        self.print_new(&info, ctx)
+        self.print_new(&info, ctx)?;
+        if self.rotate && !ctx.settings.uses_sqlite() {
+            announce_rotation(ctx).await;
+        }
+        Ok(())
     }
 
     fn print_new(&self, info: &KeyInfo, ctx: &Context) -> anyhow::Result<()> {
@@ -72,5 +76,23 @@ impl KeygenCmd {
         println!("kid: {}", info.kid);
         print!("{}", info.public_key_pem);
         Ok(())
+    }
+}
+
+/// Tells the relays on a shared PostgreSQL to read their key rings again. A relay whose
+/// ring lives elsewhere reads it when its keys directory has the new key (copied there
+/// first) and the announcement comes, or at its next start.
+async fn announce_rotation(ctx: &Context) {
+    let announced = match ctx.store().await {
+        Ok(store) => crate::server::fleet::announce_rotation(&store)
+            .await
+            .map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
+    match announced {
+        Ok(()) => eprintln!("announced the rotation to the relays on this database"),
+        Err(e) => eprintln!(
+            "warning: the relays on this database were not told of the rotation ({e}); they read the key ring at their next start"
+        ),
     }
 }

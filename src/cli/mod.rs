@@ -7,6 +7,7 @@ mod keygen;
 mod migrate;
 mod output;
 mod providers;
+mod relays;
 mod serve;
 mod token;
 mod usage;
@@ -74,6 +75,8 @@ pub enum Command {
     Issuer(issuer::IssuerCmd),
     /// Report usage per token, model or day
     Usage(usage::UsageCmd),
+    /// List the relays sharing this PostgreSQL database, from their heartbeats
+    Relays(relays::RelaysCmd),
     /// Apply pending database migrations, or list their status
     Migrate(migrate::MigrateCmd),
     /// List the providers the relay knows, with base URL and auth style
@@ -158,12 +161,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let ctx = Context::new(cli.global.config.as_deref(), &layers)?;
     match cli.command {
-        Command::Keygen(cmd) => cmd.run(&ctx),
+        Command::Keygen(cmd) => cmd.run(&ctx).await,
         Command::Token(cmd) => cmd.run(&ctx).await,
         Command::Migrate(cmd) => cmd.run(&ctx).await,
         Command::Serve(cmd) => cmd.run(&ctx).await,
         Command::Usage(cmd) => cmd.run(&ctx).await,
         Command::Issuer(cmd) => cmd.run(&ctx).await,
+        Command::Relays(cmd) => cmd.run(&ctx).await,
         Command::Providers(_) | Command::Completions(_) => unreachable!("handled above"),
     }
 }

@@ -174,7 +174,10 @@ impl ServeCmd {
             ctx.config.metrics_listen,
             ctx.config.admin_listen,
         );
-        let config = serve_config(&ctx.config)?;
+        let config = ServeConfig {
+            keys_dir: Some(ctx.keyring_dir()),
+            ..serve_config(&ctx.config)?
+        };
         let admin_secret = config.admin_secret.clone();
         let scheme = if config.tls.is_some() {
             "https"

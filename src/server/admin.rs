@@ -32,6 +32,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("patch", "/admin/v1/tokens/{id}"),
     ("delete", "/admin/v1/tokens/{id}"),
     ("get", "/admin/v1/usage"),
+    ("get", "/admin/v1/relays"),
 ];
 
 /// `POST /admin/v1/tokens`: the fields of `token issue`.
@@ -258,6 +259,7 @@ async fn dispatch(
             .await?;
             Ok(json(StatusCode::OK, &rows))
         }
+        ("GET", ["v1", "relays"]) => Ok(json(StatusCode::OK, &service::relays(store).await?)),
         _ => Err(AdminError::NoRoute(format!(
             "no admin route {method} /admin/{path}"
         ))),

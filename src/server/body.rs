@@ -69,7 +69,7 @@ pub struct CallRecord {
     pub usage: Arc<UsageSink>,
     pub metrics: Arc<Metrics>,
     /// Released when the record drops: the call is no longer in flight.
-    pub _permit: Permit,
+    pub permit: Permit,
     /// Told the tokens this call used, for the token budget.
     pub resolved: Arc<ResolvedToken>,
 }
@@ -98,6 +98,10 @@ impl Drop for CallRecord {
             })
             .observe(latency.as_secs_f64());
         let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        let charged = self
+            .tally
+            .total()
+            .is_some_and(|total| self.permit.charge(total));
         self.usage.record(UsageRecord {
             token_id: std::mem::take(&mut self.token_id),
             at: self.started_at,
@@ -115,6 +119,7 @@ impl Drop for CallRecord {
             stream: self.stream,
             aborted: self.end == End::ClientGone,
             estimated: self.estimated,
+            charged,
         });
     }
 }

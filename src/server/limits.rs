@@ -26,14 +26,29 @@ struct Bucket {
 #[derive(Default)]
 pub struct Limiter {
     tokens: RwLock<HashMap<String, Arc<TokenState>>>,
+    /// Calls in flight on this relay, of every token.
+    in_flight: Arc<AtomicI64>,
 }
 
 /// Held while a call is in flight (until its response body ends); releases on drop.
 pub struct Permit {
     state: Arc<TokenState>,
+    all_in_flight: Arc<AtomicI64>,
     reserved: i64,
     /// The token's requests-per-minute bucket after this call took from it.
     pub rate: Option<RateLeft>,
+    /// On PostgreSQL, the call's hold on the limits the fleet shares.
+    pub lease: Option<super::fleet::Lease>,
+}
+
+impl Permit {
+    /// Charges the call's tokens to the budget as its lease is given back; `false` when
+    /// the usage record is to charge them (see [`super::fleet::Lease::charge`]).
+    pub fn charge(&mut self, tokens: i64) -> bool {
+        self.lease
+            .as_mut()
+            .is_some_and(|lease| lease.charge(tokens))
+    }
 }
 
 /// What a page may read of its rate limit: the bucket's size, the requests left in it,
@@ -47,6 +62,7 @@ pub struct RateLeft {
 
 impl Drop for Permit {
     fn drop(&mut self) {
+        self.all_in_flight.fetch_sub(1, Ordering::AcqRel);
         self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.state
             .reserved_tokens
@@ -64,6 +80,11 @@ impl Limiter {
             map.retain(|_, s| s.in_flight.load(Ordering::Acquire) > 0);
         }
         map.entry(id.to_string()).or_default().clone()
+    }
+
+    /// Calls in flight on this relay.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Acquire)
     }
 
     /// Output tokens reserved by this process's calls in flight for a token.
@@ -89,10 +110,13 @@ impl Limiter {
         state
             .reserved_tokens
             .fetch_add(reserve_tokens, Ordering::AcqRel);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
         let mut permit = Permit {
             state: state.clone(),
+            all_in_flight: self.in_flight.clone(),
             reserved: reserve_tokens,
             rate: None,
+            lease: None,
         };
         if concurrency.is_some_and(|max| in_flight > max) {
             return Err(ApiError::TooManyConcurrentRequests);

@@ -61,6 +61,20 @@ pub struct Metrics {
     usage_dropped: Gauge,
     counts_inline: Gauge,
     counts_deferred: Gauge,
+    pub fleet: FleetMetrics,
+}
+
+/// How a relay of a fleet (PostgreSQL) keeps its shared limits.
+pub struct FleetMetrics {
+    /// Statements run for the fleet's limits (admissions, refusal reasons, releases).
+    pub round_trips: Counter,
+    /// Calls in flight given back because their relay stopped heartbeating.
+    pub lease_reclaims: Counter,
+    /// From a change's statement (the database's clock) to this relay applying it.
+    pub notification_lag: Histogram,
+    pub listener_reconnects: Counter,
+    /// 1 while changes are pushed to this relay, 0 while it polls.
+    pub push_live: Gauge,
 }
 
 impl Default for Metrics {
@@ -80,6 +94,39 @@ impl Default for Metrics {
         let usage_dropped = Gauge::default();
         let counts_inline = Gauge::default();
         let counts_deferred = Gauge::default();
+        let fleet = FleetMetrics {
+            round_trips: Counter::default(),
+            lease_reclaims: Counter::default(),
+            // 0.5 ms to ~4 s.
+            notification_lag: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            listener_reconnects: Counter::default(),
+            push_live: Gauge::default(),
+        };
+        registry.register(
+            "fleet_round_trips",
+            "PostgreSQL: statements run for limits shared by the fleet (admit, release)",
+            fleet.round_trips.clone(),
+        );
+        registry.register(
+            "fleet_lease_reclaims",
+            "PostgreSQL: calls in flight given back after their relay stopped heartbeating",
+            fleet.lease_reclaims.clone(),
+        );
+        registry.register(
+            "fleet_notification_lag_seconds",
+            "PostgreSQL: time from a change's statement to this relay applying it",
+            fleet.notification_lag.clone(),
+        );
+        registry.register(
+            "fleet_listener_reconnects",
+            "PostgreSQL: times the change listener's connection was made again",
+            fleet.listener_reconnects.clone(),
+        );
+        registry.register(
+            "fleet_push_live",
+            "PostgreSQL: 1 while changes are pushed to this relay, 0 while it polls",
+            fleet.push_live.clone(),
+        );
         registry.register(
             "requests",
             "Calls forwarded to a provider, by provider and upstream status",
@@ -160,6 +207,7 @@ impl Default for Metrics {
             usage_dropped,
             counts_inline,
             counts_deferred,
+            fleet,
         }
     }
 }

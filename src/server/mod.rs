@@ -5,6 +5,7 @@ mod body;
 mod cors;
 pub mod counter;
 pub mod errors;
+pub mod fleet;
 pub mod forward;
 pub mod limits;
 pub mod listener;
@@ -68,6 +69,8 @@ pub struct ServeConfig {
     pub admin_route: bool,
     /// Serve HTTPS (HTTP/2 and HTTP/1.1) on the main listener with this certificate.
     pub tls: Option<Arc<tls::ReloadableCert>>,
+    /// The key ring's directory, read again when a rotation is announced.
+    pub keys_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServeConfig {
@@ -91,6 +94,7 @@ impl Default for ServeConfig {
             admin_secret: None,
             admin_route: false,
             tls: None,
+            keys_dir: None,
         }
     }
 }
@@ -101,6 +105,8 @@ pub struct AppState {
     pub tokens: TokenCache,
     pub counter: Arc<CallCounter>,
     pub limiter: Limiter,
+    /// On PostgreSQL: limits held for every relay on the database together.
+    pub fleet: Option<Arc<fleet::Fleet>>,
     pub usage: Arc<UsageSink>,
     pub metrics: Arc<Metrics>,
     pub client: reqwest::Client,
@@ -127,6 +133,9 @@ impl AppState {
             tokens: TokenCache::new(Arc::new(ring), store.clone()),
             counter: Arc::new(CallCounter::new(store.clone())),
             limiter: Limiter::default(),
+            fleet: store
+                .is_postgres()
+                .then(|| fleet::Fleet::new(store.clone())),
             usage: UsageSink::start(store.clone(), config.usage_queue),
             metrics: Arc::new(Metrics::default()),
             body_memory: Arc::new(tokio::sync::Semaphore::new(
@@ -315,6 +324,10 @@ pub async fn run(
 ) {
     let counter = state.counter.spawn_writer();
     let maintenance = state.store.spawn_maintenance();
+    let fleet = state.fleet.as_ref().map(|fleet| {
+        let (releases, others) = fleet.spawn(state.clone(), advertised_address(&listener));
+        (fleet.clone(), releases, others)
+    });
     let grace = state.config.grace_period;
     let stopping = state.clone();
     let shutdown = async move {
@@ -343,5 +356,26 @@ pub async fn run(
     }
     counter.abort();
     maintenance.abort();
+    if let Some((fleet, releases, others)) = fleet {
+        others.iter().for_each(|task| task.abort());
+        fleet.leave(releases).await;
+    }
     state.usage.flush_and_stop().await;
+}
+
+/// How other relays and `relayapi relays` name this one: its listening address, with the
+/// host's name in place of an unspecified IP.
+fn advertised_address(listener: &tokio::net::TcpListener) -> String {
+    let Ok(addr) = listener.local_addr() else {
+        return String::new();
+    };
+    if !addr.ip().is_unspecified() {
+        return addr.to_string();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| addr.ip().to_string());
+    format!("{host}:{}", addr.port())
 }

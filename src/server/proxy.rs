@@ -95,6 +95,8 @@ pub(super) struct Call {
     pub operation: Operation,
     /// Rate and concurrency: held until the response (or the session) ends.
     pub permit: Permit,
+    /// Output tokens the call reserves against the token's budget while in flight.
+    pub reserve: i64,
 }
 
 impl Call {
@@ -134,10 +136,8 @@ where
         .map_err(|e| call.refuse(e))?;
 
     // Everything that can refuse has run: from here on the call counts.
-    Box::pin(state.counter.consume(&call.record))
-        .await
-        .map_err(|e| call.refuse(e))?;
-    call.resolved.add_counted_call();
+    let mut call = call;
+    count(state, &mut call).await?;
     forward(
         state,
         incoming,
@@ -228,9 +228,12 @@ async fn admit(state: &AppState, incoming: &Incoming) -> Result<Call, Refusal> {
             return Err(refuse(ApiError::TokenBudgetExhausted));
         }
     }
+    // On PostgreSQL the fleet's count decides the rate; concurrency here is a first,
+    // local check before the body is read.
+    let local_rpm = policy.rpm.filter(|_| state.fleet.is_none());
     let permit = state
         .limiter
-        .admit(&record.id, policy.rpm, policy.concurrency, reserve)
+        .admit(&record.id, local_rpm, policy.concurrency, reserve)
         .map_err(refuse)?;
     Ok(Call {
         presented,
@@ -240,7 +243,28 @@ async fn admit(state: &AppState, incoming: &Incoming) -> Result<Call, Refusal> {
         path,
         operation,
         permit,
+        reserve,
     })
+}
+
+/// The count phase: the call is counted, exactly and durably, before it is forwarded; on
+/// PostgreSQL a token with limits is counted for the whole fleet, with its rate,
+/// concurrency and budget (`fleet`).
+pub(super) async fn count(state: &AppState, call: &mut Call) -> Result<(), Refusal> {
+    match &state.fleet {
+        Some(fleet) if super::fleet::Fleet::governs(&call.record) => {
+            let (lease, rate) = Box::pin(fleet.admit(state, &call.record, call.reserve))
+                .await
+                .map_err(|e| call.refuse(e))?;
+            call.permit.lease = lease;
+            call.permit.rate = rate.or(call.permit.rate);
+        }
+        _ => Box::pin(state.counter.consume(&call.record))
+            .await
+            .map_err(|e| call.refuse(e))?,
+    }
+    call.resolved.add_counted_call();
+    Ok(())
 }
 
 /// Bodies larger than this are read for policy on the blocking pool, not on a worker
@@ -366,6 +390,7 @@ async fn forward(
             stream,
             aborted: false,
             estimated: false,
+            charged: false,
         })
     };
     let response = match sent {
@@ -441,7 +466,7 @@ async fn forward(
         end: End::Complete,
         usage: state.usage.clone(),
         metrics: state.metrics.clone(),
-        _permit: call.permit,
+        permit: call.permit,
         resolved: call.resolved,
     };
     let body = RelayBody::new(

@@ -57,7 +57,7 @@ const READ_BUFFER: usize = 16 * 1024;
 pub(super) async fn open(
     state: &Arc<AppState>,
     incoming: &Incoming,
-    call: Call,
+    mut call: Call,
     started: Instant,
 ) -> Result<Response, Refusal> {
     let accept = incoming
@@ -74,7 +74,8 @@ pub(super) async fn open(
         return Err(call.refuse(ApiError::BadHandshake));
     };
     let family = call.route.provider().family;
-    let policy = call.record.policy();
+    let record = call.record.clone();
+    let policy = record.policy();
     let model = providers::realtime_model(family, incoming.query.as_deref());
     // Gemini names its model in the first message, checked when it comes.
     if family != Family::Gemini
@@ -85,10 +86,7 @@ pub(super) async fn open(
     }
 
     // Everything that can refuse before dialling has run: from here on the session counts.
-    Box::pin(state.counter.consume(&call.record))
-        .await
-        .map_err(|e| call.refuse(e))?;
-    call.resolved.add_counted_call();
+    super::proxy::count(state, &mut call).await?;
     let config = ws_config(state.config.max_message);
     let dialled = dial(state, incoming, &call, config).await;
     let started_at = Utc::now();
@@ -334,6 +332,7 @@ impl SessionRecord {
             stream: true,
             aborted,
             estimated: false,
+            charged: false,
         }
     }
 }
@@ -615,12 +614,17 @@ async fn watch(
     let mut ticks = tokio::time::interval(CHECK_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let tokens = &state.tokens;
+    // A change pushed to this relay (a revocation, say) is looked at at once.
+    let mut announced = tokens.announcements();
     tokio::select! {
         _ = stopping.wait_for(|stopping| *stopping) => Limit::Stopping,
         _ = tokio::time::sleep_until(deadline.0.into()) => deadline.1,
         limit = async {
             loop {
-                ticks.tick().await;
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    Ok(()) = announced.changed() => {}
+                }
                 let last = Duration::from_millis(activity.load(Ordering::Relaxed));
                 if begun.elapsed().saturating_sub(last) >= idle {
                     return Limit::Idle;

@@ -6,6 +6,11 @@
 //! `HARD_TTL` is refreshed before use. So a revocation or a policy change made by any
 //! process is seen within `HARD_TTL` (< 1 s), and a database that stops answering turns
 //! into refusals within the same bound (fail closed). Refusals are never cached.
+//!
+//! On PostgreSQL, changes are also pushed (`server::fleet`): a change marks the token's
+//! snapshot stale, so that its next request reads the row first. While the push works,
+//! polling relaxes to `PUSHED_SOFT_TTL` / `PUSHED_HARD_TTL`; when it breaks, every snapshot
+//! is marked stale and the bounds above hold again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -22,6 +27,9 @@ use super::errors::ApiError;
 
 pub const SOFT_TTL: Duration = Duration::from_millis(250);
 pub const HARD_TTL: Duration = Duration::from_millis(900);
+/// The same bounds while changes are pushed: polling is then only a second line.
+pub const PUSHED_SOFT_TTL: Duration = Duration::from_secs(5);
+pub const PUSHED_HARD_TTL: Duration = Duration::from_secs(30);
 /// Bound on cached tokens; past it the cache starts over (a miss costs one open and one read).
 const MAX_ENTRIES: usize = 100_000;
 
@@ -43,6 +51,10 @@ struct Snapshot {
     record: Arc<TokenRecord>,
     fetched: Instant,
     refreshing: bool,
+    /// A change was announced since the row was read: read it again before use.
+    stale: bool,
+    /// Counts announced changes, so that a read begun before one cannot clear `stale`.
+    changes: u64,
 }
 
 impl ResolvedToken {
@@ -82,10 +94,14 @@ impl ResolvedToken {
 }
 
 pub struct TokenCache {
-    ring: Arc<KeyRing>,
+    ring: RwLock<Arc<KeyRing>>,
     store: Store,
     entries: RwLock<HashMap<String, Arc<ResolvedToken>>>,
     unreadable: UnreadableRows,
+    /// Changes are pushed to this relay (PostgreSQL's `LISTEN` is up).
+    pushed: std::sync::atomic::AtomicBool,
+    /// Bumped whenever changes are announced: realtime sessions look at their token again.
+    announced: tokio::sync::watch::Sender<u64>,
 }
 
 /// Fingerprints of token rows that did not parse, so that each is logged once, not on
@@ -117,11 +133,54 @@ impl UnreadableRows {
 impl TokenCache {
     pub fn new(ring: Arc<KeyRing>, store: Store) -> Self {
         Self {
-            ring,
+            ring: RwLock::new(ring),
             store,
             entries: RwLock::new(HashMap::new()),
             unreadable: UnreadableRows::default(),
+            pushed: std::sync::atomic::AtomicBool::new(false),
+            announced: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Says whether changes are pushed; polling follows the tighter bounds when not. Either
+    /// way every snapshot is read again: changes may have been missed in between.
+    pub fn set_pushed(&self, pushed: bool) {
+        self.pushed.store(pushed, Ordering::Release);
+        self.announce(None);
+    }
+
+    fn ttls(&self) -> (Duration, Duration) {
+        if self.pushed.load(Ordering::Acquire) {
+            (PUSHED_SOFT_TTL, PUSHED_HARD_TTL)
+        } else {
+            (SOFT_TTL, HARD_TTL)
+        }
+    }
+
+    /// Changes were made to these tokens (by id; `None`: to any): their next request reads
+    /// the row first. Returns how many cached tokens it touched.
+    pub fn announce(&self, ids: Option<&std::collections::HashSet<String>>) -> usize {
+        let mut touched = 0;
+        for entry in self.entries.read().expect("cache lock").values() {
+            if ids.is_none_or(|ids| ids.contains(&entry.claims.id.to_string())) {
+                let mut s = entry.snapshot.lock().expect("snapshot lock");
+                s.stale = true;
+                s.changes += 1;
+                touched += 1;
+            }
+        }
+        self.announced.send_modify(|n| *n += 1);
+        touched
+    }
+
+    /// Changes when changes are announced.
+    pub fn announcements(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.announced.subscribe()
+    }
+
+    /// Replaces the key ring (a rotation announced by another host, or read again).
+    pub fn replace_ring(&self, ring: KeyRing) {
+        *self.ring.write().expect("ring lock") = Arc::new(ring);
     }
 
     /// Resolves a presented token: opened with the key ring, registered in the store, and
@@ -151,7 +210,8 @@ impl TokenCache {
         presented: &str,
         fingerprint: String,
     ) -> Result<Arc<ResolvedToken>, ApiError> {
-        let opened = token::open_any(&self.ring, presented).map_err(|_| ApiError::InvalidToken)?;
+        let ring = self.ring();
+        let opened = token::open_any(&ring, presented).map_err(|_| ApiError::InvalidToken)?;
         let (claims, record) = match opened {
             Opened::Registered(claims) => {
                 let record = self.fetch(&fingerprint).await?;
@@ -174,6 +234,8 @@ impl TokenCache {
                 record: Arc::new(record),
                 fetched: Instant::now(),
                 refreshing: false,
+                stale: false,
+                changes: 0,
             }),
         });
         let mut entries = self.entries.write().expect("cache lock");
@@ -219,7 +281,7 @@ impl TokenCache {
                 SignedRefusal::IssuerRevoked => ApiError::TokenRevoked,
                 SignedRefusal::Expired => ApiError::TokenExpired,
             })?;
-        new.kid = self.ring.active_kid().to_string();
+        new.kid = self.ring().active_kid().to_string();
         let record = self.store.register_signed_token(&new, &issuer.name).await?;
         if self.store.find_by_fingerprint(fingerprint).await?.is_none() {
             // The id belongs to another row: a token revoked before its first use, or a
@@ -242,14 +304,15 @@ impl TokenCache {
     }
 
     async fn freshen(&self, entry: &Arc<ResolvedToken>, fingerprint: &str) -> Result<(), ApiError> {
-        let (age, refreshing) = {
+        let (soft, hard) = self.ttls();
+        let (age, refreshing, stale, changes) = {
             let s = entry.snapshot.lock().expect("snapshot lock");
-            (s.fetched.elapsed(), s.refreshing)
+            (s.fetched.elapsed(), s.refreshing, s.stale, s.changes)
         };
-        if age < SOFT_TTL {
+        if !stale && age < soft {
             return Ok(());
         }
-        if age < HARD_TTL {
+        if !stale && age < hard {
             if !refreshing {
                 entry.snapshot.lock().expect("snapshot lock").refreshing = true;
                 let (entry, store, fp, unreadable) = (
@@ -263,12 +326,9 @@ impl TokenCache {
                     let mut s = entry.snapshot.lock().expect("snapshot lock");
                     s.refreshing = false;
                     match result {
-                        Ok(Some(record)) => {
-                            s.record = Arc::new(record);
-                            s.fetched = Instant::now();
-                        }
+                        Ok(Some(record)) => s.refreshed(record, changes),
                         // Deleted rows and errors leave the snapshot to age out: the next
-                        // request past HARD_TTL asks the store itself.
+                        // request past the hard bound asks the store itself.
                         Ok(None) => {}
                         Err(e) => {
                             unreadable.refusal(&fp, &e);
@@ -280,9 +340,11 @@ impl TokenCache {
         }
         match self.fetch(fingerprint).await {
             Ok(record) => {
-                let mut s = entry.snapshot.lock().expect("snapshot lock");
-                s.record = Arc::new(record);
-                s.fetched = Instant::now();
+                entry
+                    .snapshot
+                    .lock()
+                    .expect("snapshot lock")
+                    .refreshed(record, changes);
                 Ok(())
             }
             Err(e) => {
@@ -298,9 +360,21 @@ impl TokenCache {
     }
 }
 
+impl Snapshot {
+    /// A row read when `changes` changes had been announced: it is fresh unless another
+    /// was announced while it was read.
+    fn refreshed(&mut self, record: TokenRecord, changes: u64) {
+        self.record = Arc::new(record);
+        self.fetched = Instant::now();
+        if self.changes == changes {
+            self.stale = false;
+        }
+    }
+}
+
 impl TokenCache {
     pub fn ring(&self) -> Arc<KeyRing> {
-        self.ring.clone()
+        self.ring.read().expect("ring lock").clone()
     }
 
     /// Forgets one token, so that a change this process made is seen at once.

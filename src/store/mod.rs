@@ -2,6 +2,7 @@
 //! [`TokenRecord`] and never sees sea-orm entities.
 
 mod entities;
+mod fleet;
 mod inline;
 mod issuers;
 mod tokens;
@@ -14,6 +15,7 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 use sea_orm::{Statement, TransactionTrait};
 
+pub use fleet::{FleetAdmission, FleetRefusal, RELAY_TTL, RelayInfo, Release};
 pub use inline::InlineCountStats;
 pub use issuers::unused_fingerprint;
 pub use tokens::{Consume, NewToken, TokenRecord, TokenStatus, TokenUpdate};

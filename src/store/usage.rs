@@ -35,6 +35,10 @@ pub struct UsageRecord {
     /// The provider reported no usage (or the call ended before it could): the tokens are
     /// the relay's estimate, charged so that no call is free.
     pub estimated: bool,
+    /// The tokens were already added to the token's total (with the release of the
+    /// call's reservation, on PostgreSQL): the record only records them.
+    #[serde(skip)]
+    pub charged: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +98,7 @@ impl Store {
         }
         let mut per_token: HashMap<&str, i64> = HashMap::new();
         for r in records {
-            if let Some(total) = r.total_tokens.filter(|t| *t > 0) {
+            if let Some(total) = r.total_tokens.filter(|t| *t > 0 && !r.charged) {
                 *per_token.entry(r.token_id.as_str()).or_default() += total;
             }
         }

@@ -1,7 +1,8 @@
 //! A real local upstream that records what it receives and answers like a provider.
 //!
 //! The model in the body picks the behaviour, as with a real provider the path does not:
-//! `"model":"slow"` waits 3 s before answering, `"model":"fail"` answers 500,
+//! `"model":"slow"` waits 3 s before answering, `"model":"linger"` 25 ms,
+//! `"model":"fail"` answers 500,
 //! `"model":"no-usage"` reports no usage, `"model":"big"` answers 5 MiB of JSON with its
 //! usage at the end. JSON answers are compressed, as providers do, when the request
 //! accepts br or gzip (br first). A body with
@@ -54,6 +55,26 @@ pub struct Shared {
     /// saw when it was answered, so a release right after the headers is never missed.
     pub releases: AtomicUsize,
     pub streams_dropped: AtomicUsize,
+    /// Requests being answered now, and the most there ever were at once.
+    pub in_flight: AtomicUsize,
+    pub max_in_flight: AtomicUsize,
+}
+
+/// Counts a request as being answered while it lives.
+struct Answering(Arc<Shared>);
+
+impl Answering {
+    fn new(shared: &Arc<Shared>) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        Answering(shared.clone())
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub struct MockUpstream {
@@ -150,7 +171,11 @@ async fn answer(
     use warp::Reply;
     let text = String::from_utf8_lossy(&body).replace(' ', "");
     let streaming = text.contains("\"stream\":true") || path.ends_with(":streamGenerateContent");
+    let _answering = Answering::new(&shared);
     let slow = text.contains("\"model\":\"slow\"");
+    if text.contains("\"model\":\"linger\"") {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     let no_usage = text.contains("\"model\":\"no-usage\"");
     let big = text.contains("\"model\":\"big\"");
     let accepts = headers
