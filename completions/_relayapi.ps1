@@ -32,6 +32,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Issue, list, show and revoke tokens')
             [CompletionResult]::new('issuer', 'issuer', [CompletionResultType]::ParameterValue, 'Register, list and revoke issuers (backends that mint signed tokens offline)')
             [CompletionResult]::new('usage', 'usage', [CompletionResultType]::ParameterValue, 'Report usage per token, model or day')
+            [CompletionResult]::new('relays', 'relays', [CompletionResultType]::ParameterValue, 'List the relays sharing this PostgreSQL database, from their heartbeats')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply pending database migrations, or list their status')
             [CompletionResult]::new('providers', 'providers', [CompletionResultType]::ParameterValue, 'List the providers the relay knows, with base URL and auth style')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
@@ -264,6 +265,15 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'relayapi;relays' {
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'relayapi;migrate' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
@@ -322,6 +332,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Issue, list, show and revoke tokens')
             [CompletionResult]::new('issuer', 'issuer', [CompletionResultType]::ParameterValue, 'Register, list and revoke issuers (backends that mint signed tokens offline)')
             [CompletionResult]::new('usage', 'usage', [CompletionResultType]::ParameterValue, 'Report usage per token, model or day')
+            [CompletionResult]::new('relays', 'relays', [CompletionResultType]::ParameterValue, 'List the relays sharing this PostgreSQL database, from their heartbeats')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply pending database migrations, or list their status')
             [CompletionResult]::new('providers', 'providers', [CompletionResultType]::ParameterValue, 'List the providers the relay knows, with base URL and auth style')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
@@ -371,6 +382,9 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             break
         }
         'relayapi;help;usage' {
+            break
+        }
+        'relayapi;help;relays' {
             break
         }
         'relayapi;help;migrate' {

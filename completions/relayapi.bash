@@ -34,6 +34,9 @@ _relayapi() {
             relayapi,providers)
                 cmd="relayapi__subcmd__providers"
                 ;;
+            relayapi,relays)
+                cmd="relayapi__subcmd__relays"
+                ;;
             relayapi,serve)
                 cmd="relayapi__subcmd__serve"
                 ;;
@@ -60,6 +63,9 @@ _relayapi() {
                 ;;
             relayapi__subcmd__help,providers)
                 cmd="relayapi__subcmd__help__subcmd__providers"
+                ;;
+            relayapi__subcmd__help,relays)
+                cmd="relayapi__subcmd__help__subcmd__relays"
                 ;;
             relayapi__subcmd__help,serve)
                 cmd="relayapi__subcmd__help__subcmd__serve"
@@ -161,7 +167,7 @@ _relayapi() {
 
     case "${cmd}" in
         relayapi)
-            opts="-h -V --data-dir --database-url --config --help --version keygen token issuer usage migrate providers completions serve help"
+            opts="-h -V --data-dir --database-url --config --help --version keygen token issuer usage relays migrate providers completions serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -241,7 +247,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__help)
-            opts="keygen token issuer usage migrate providers completions serve help"
+            opts="keygen token issuer usage relays migrate providers completions serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -367,6 +373,20 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__help__subcmd__providers)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        relayapi__subcmd__help__subcmd__relays)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -831,6 +851,46 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__providers)
+            opts="-h --json --data-dir --database-url --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        relayapi__subcmd__relays)
             opts="-h --json --data-dir --database-url --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

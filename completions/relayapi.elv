@@ -29,6 +29,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand token 'Issue, list, show and revoke tokens'
             cand issuer 'Register, list and revoke issuers (backends that mint signed tokens offline)'
             cand usage 'Report usage per token, model or day'
+            cand relays 'List the relays sharing this PostgreSQL database, from their heartbeats'
             cand migrate 'Apply pending database migrations, or list their status'
             cand providers 'List the providers the relay knows, with base URL and auth style'
             cand completions 'Print a shell completion script'
@@ -236,6 +237,14 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'relayapi;relays'= {
+            cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
+            cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
+            cand --json 'Print JSON'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'relayapi;migrate'= {
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
@@ -290,6 +299,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand token 'Issue, list, show and revoke tokens'
             cand issuer 'Register, list and revoke issuers (backends that mint signed tokens offline)'
             cand usage 'Report usage per token, model or day'
+            cand relays 'List the relays sharing this PostgreSQL database, from their heartbeats'
             cand migrate 'Apply pending database migrations, or list their status'
             cand providers 'List the providers the relay knows, with base URL and auth style'
             cand completions 'Print a shell completion script'
@@ -327,6 +337,8 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         &'relayapi;help;issuer;revoke'= {
         }
         &'relayapi;help;usage'= {
+        }
+        &'relayapi;help;relays'= {
         }
         &'relayapi;help;migrate'= {
         }

@@ -33,6 +33,7 @@ complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "keygen" -d 'Creat
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "token" -d 'Issue, list, show and revoke tokens'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "issuer" -d 'Register, list and revoke issuers (backends that mint signed tokens offline)'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "usage" -d 'Report usage per token, model or day'
+complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "relays" -d 'List the relays sharing this PostgreSQL database, from their heartbeats'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "migrate" -d 'Apply pending database migrations, or list their status'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "providers" -d 'List the providers the relay knows, with base URL and auth style'
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "completions" -d 'Print a shell completion script'
@@ -182,6 +183,11 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l config -d 'T
 complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l json -d 'Print a JSON array'
 complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l csv -d 'Print CSV'
 complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -s h -l help -d 'Print help'
+complete -c relayapi -n "__fish_relayapi_using_subcommand relays" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
+complete -c relayapi -n "__fish_relayapi_using_subcommand relays" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand relays" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
+complete -c relayapi -n "__fish_relayapi_using_subcommand relays" -l json -d 'Print JSON'
+complete -c relayapi -n "__fish_relayapi_using_subcommand relays" -s h -l help -d 'Print help'
 complete -c relayapi -n "__fish_relayapi_using_subcommand migrate" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand migrate" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
 complete -c relayapi -n "__fish_relayapi_using_subcommand migrate" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
@@ -219,15 +225,16 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l config -d 'T
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l metrics -d 'Serve Prometheus metrics at /metrics on the main listener'
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l print-config -d 'Print the settings in effect (defaults, relayapi.toml, environment and flags merged) as relayapi.toml would hold them, and exit'
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -s h -l help -d 'Print help'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage migrate providers completions serve help" -f -a "keygen" -d 'Create the server\'s P-256 key pair (or rotate it, or list the key ring)'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage migrate providers completions serve help" -f -a "token" -d 'Issue, list, show and revoke tokens'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage migrate providers completions serve help" -f -a "issuer" -d 'Register, list and revoke issuers (backends that mint signed tokens offline)'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage migrate providers completions serve help" -f -a "usage" -d 'Report usage per token, model or day'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage migrate providers completions serve help" -f -a "migrate" -d 'Apply pending database migrations, or list their status'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage migrate providers completions serve help" -f -a "providers" -d 'List the providers the relay knows, with base URL and auth style'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage migrate providers completions serve help" -f -a "completions" -d 'Print a shell completion script'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage migrate providers completions serve help" -f -a "serve" -d 'Run the relay: open tokens, check them, count calls, forward to the provider'
-complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage migrate providers completions serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage relays migrate providers completions serve help" -f -a "keygen" -d 'Create the server\'s P-256 key pair (or rotate it, or list the key ring)'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage relays migrate providers completions serve help" -f -a "token" -d 'Issue, list, show and revoke tokens'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage relays migrate providers completions serve help" -f -a "issuer" -d 'Register, list and revoke issuers (backends that mint signed tokens offline)'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage relays migrate providers completions serve help" -f -a "usage" -d 'Report usage per token, model or day'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage relays migrate providers completions serve help" -f -a "relays" -d 'List the relays sharing this PostgreSQL database, from their heartbeats'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage relays migrate providers completions serve help" -f -a "migrate" -d 'Apply pending database migrations, or list their status'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage relays migrate providers completions serve help" -f -a "providers" -d 'List the providers the relay knows, with base URL and auth style'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage relays migrate providers completions serve help" -f -a "completions" -d 'Print a shell completion script'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage relays migrate providers completions serve help" -f -a "serve" -d 'Run the relay: open tokens, check them, count calls, forward to the provider'
+complete -c relayapi -n "__fish_relayapi_using_subcommand help; and not __fish_seen_subcommand_from keygen token issuer usage relays migrate providers completions serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c relayapi -n "__fish_relayapi_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "issue" -d 'Issue a token that seals a provider API key'
 complete -c relayapi -n "__fish_relayapi_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "list" -d 'List tokens (active and exhausted; --all adds revoked and expired)'
 complete -c relayapi -n "__fish_relayapi_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "show" -d 'Show one token'
