@@ -806,3 +806,51 @@ async fn the_official_sdks_open_sessions_through_the_relay() {
     assert_eq!(used_calls(&env, &id).await, 1);
     assert_eq!(used_calls(&env, &browser_id).await, 1);
 }
+
+/// On PostgreSQL a revocation is pushed: a live session on another relay closes at once,
+/// not at its next look (every 500 ms).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_revocation_closes_a_session_on_another_relay_at_once() {
+    let Some(env) = TestEnv::postgres() else {
+        return;
+    };
+    let upstream = RealtimeMock::start().await;
+    let (here, there) = (
+        TestRelay::start(&env, ServeConfig::default()).await,
+        TestRelay::start(&env, ServeConfig::default()).await,
+    );
+    // The listener is up once a change reaches the relay: wait for the push to be live.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !there
+        .state
+        .fleet
+        .as_ref()
+        .expect("a fleet on PostgreSQL")
+        .pushed()
+    {
+        assert!(std::time::Instant::now() < deadline, "no LISTEN connection");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (id, token) = here.issue(&["--upstream", &upstream.url]).await;
+    let bearer = format!("Bearer {token}");
+    let (mut ws, _) = ws_connect(&there.url, REALTIME, &[("authorization", &bearer)])
+        .await
+        .expect("opens");
+    assert_eq!(next_event(&mut ws).await["type"], "session.created");
+    // Just after a look at the token: the next is ~500 ms away.
+    tokio::time::sleep(Duration::from_millis(520)).await;
+    let store = env.store().await;
+    store.revoke(&id).await.unwrap();
+    let revoked = std::time::Instant::now();
+    assert_eq!(
+        close_of(&mut ws).await,
+        (1008, "the token has been revoked".to_string())
+    );
+    let took = revoked.elapsed();
+    assert!(
+        took < Duration::from_millis(250),
+        "closed {took:?} after the revocation"
+    );
+    here.stop().await;
+    there.stop().await;
+}
