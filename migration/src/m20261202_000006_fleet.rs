@@ -13,30 +13,21 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Tokens::Table)
-                    .add_column(integer(Tokens::InFlight).default(0))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Tokens::Table)
-                    .add_column(big_integer(Tokens::ReservedTokens).default(0))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Tokens::Table)
-                    .add_column(big_integer_null(Tokens::RateTat))
-                    .to_owned(),
-            )
-            .await?;
+        let columns = [
+            integer(Tokens::InFlight).default(0).to_owned(),
+            big_integer(Tokens::ReservedTokens).default(0).to_owned(),
+            big_integer_null(Tokens::RateTat),
+        ];
+        for mut column in columns {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Tokens::Table)
+                        .add_column(&mut column)
+                        .to_owned(),
+                )
+                .await?;
+        }
         manager
             .create_table(
                 Table::create()
