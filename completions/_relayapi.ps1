@@ -23,6 +23,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
         'relayapi' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--database-connections', '--database-connections', [CompletionResultType]::ParameterName, 'PostgreSQL: the most database connections this process keeps open [default: 32]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -43,6 +44,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
         'relayapi;keygen' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--database-connections', '--database-connections', [CompletionResultType]::ParameterName, 'PostgreSQL: the most database connections this process keeps open [default: 32]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
             [CompletionResult]::new('--rotate', '--rotate', [CompletionResultType]::ParameterName, 'Make a new active key; older keys stay so that their tokens still open')
             [CompletionResult]::new('--list', '--list', [CompletionResultType]::ParameterName, 'List the key ring (kid, created, active) instead of creating a key')
@@ -54,6 +56,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
         'relayapi;token' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--database-connections', '--database-connections', [CompletionResultType]::ParameterName, 'PostgreSQL: the most database connections this process keeps open [default: 32]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -85,6 +88,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('--max-session', '--max-session', [CompletionResultType]::ParameterName, 'Longest a realtime session may stay open, like 10m [default: serve --max-session]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--database-connections', '--database-connections', [CompletionResultType]::ParameterName, 'PostgreSQL: the most database connections this process keeps open [default: 32]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
             [CompletionResult]::new('--api-key-stdin', '--api-key-stdin', [CompletionResultType]::ParameterName, 'Read the provider API key from standard input')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object')
@@ -97,6 +101,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
         'relayapi;token;list' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--database-connections', '--database-connections', [CompletionResultType]::ParameterName, 'PostgreSQL: the most database connections this process keeps open [default: 32]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Include revoked and expired tokens')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON array')
@@ -107,6 +112,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
         'relayapi;token;show' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--database-connections', '--database-connections', [CompletionResultType]::ParameterName, 'PostgreSQL: the most database connections this process keeps open [default: 32]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -129,6 +135,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('--max-session', '--max-session', [CompletionResultType]::ParameterName, 'Longest a realtime session may stay open, like 10m [default: serve --max-session]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--database-connections', '--database-connections', [CompletionResultType]::ParameterName, 'PostgreSQL: the most database connections this process keeps open [default: 32]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
             [CompletionResult]::new('--clear-max-calls', '--clear-max-calls', [CompletionResultType]::ParameterName, 'Remove the call limit')
             [CompletionResult]::new('--clear-max-total-tokens', '--clear-max-total-tokens', [CompletionResultType]::ParameterName, 'Remove the token budget')
@@ -150,6 +157,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('--issuer', '--issuer', [CompletionResultType]::ParameterName, 'For a signed token never used yet (so not in the store): the issuer that minted it; the full id is then required')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--database-connections', '--database-connections', [CompletionResultType]::ParameterName, 'PostgreSQL: the most database connections this process keeps open [default: 32]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
@@ -188,6 +196,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
         'relayapi;issuer' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--database-connections', '--database-connections', [CompletionResultType]::ParameterName, 'PostgreSQL: the most database connections this process keeps open [default: 32]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -207,6 +216,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('--private-key-out', '--private-key-out', [CompletionResultType]::ParameterName, 'Write the generated private key here (mode 0600) instead of printing it')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--database-connections', '--database-connections', [CompletionResultType]::ParameterName, 'PostgreSQL: the most database connections this process keeps open [default: 32]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -216,6 +226,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
         'relayapi;issuer;list' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--database-connections', '--database-connections', [CompletionResultType]::ParameterName, 'PostgreSQL: the most database connections this process keeps open [default: 32]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -225,6 +236,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
         'relayapi;issuer;revoke' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--database-connections', '--database-connections', [CompletionResultType]::ParameterName, 'PostgreSQL: the most database connections this process keeps open [default: 32]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
@@ -258,6 +270,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Before this time: a duration back from now or an RFC 3339 time')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--database-connections', '--database-connections', [CompletionResultType]::ParameterName, 'PostgreSQL: the most database connections this process keeps open [default: 32]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON array')
             [CompletionResult]::new('--csv', '--csv', [CompletionResultType]::ParameterName, 'Print CSV')
@@ -268,6 +281,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
         'relayapi;relays' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--database-connections', '--database-connections', [CompletionResultType]::ParameterName, 'PostgreSQL: the most database connections this process keeps open [default: 32]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -277,6 +291,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
         'relayapi;migrate' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--database-connections', '--database-connections', [CompletionResultType]::ParameterName, 'PostgreSQL: the most database connections this process keeps open [default: 32]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
             [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'List applied and pending migrations without applying any')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -286,6 +301,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
         'relayapi;providers' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--database-connections', '--database-connections', [CompletionResultType]::ParameterName, 'PostgreSQL: the most database connections this process keeps open [default: 32]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -295,6 +311,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
         'relayapi;completions' {
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--database-connections', '--database-connections', [CompletionResultType]::ParameterName, 'PostgreSQL: the most database connections this process keeps open [default: 32]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -320,6 +337,7 @@ Register-ArgumentCompleter -Native -CommandName 'relayapi' -ScriptBlock {
             [CompletionResult]::new('--upstream-timeout', '--upstream-timeout', [CompletionResultType]::ParameterName, 'Time allowed until a provider''s response headers [default: 5m]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]')
+            [CompletionResult]::new('--database-connections', '--database-connections', [CompletionResultType]::ParameterName, 'PostgreSQL: the most database connections this process keeps open [default: 32]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with the same settings [default: ./relayapi.toml when present]')
             [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'Serve Prometheus metrics at /metrics on the main listener')
             [CompletionResult]::new('--print-config', '--print-config', [CompletionResultType]::ParameterName, 'Print the settings in effect (defaults, relayapi.toml, environment and flags merged) as relayapi.toml would hold them, and exit')

@@ -167,7 +167,7 @@ _relayapi() {
 
     case "${cmd}" in
         relayapi)
-            opts="-h -V --data-dir --database-url --config --help --version keygen token issuer usage relays migrate providers completions serve help"
+            opts="-h -V --data-dir --database-url --database-connections --config --help --version keygen token issuer usage relays migrate providers completions serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -181,6 +181,10 @@ _relayapi() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -207,7 +211,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__completions)
-            opts="-h --data-dir --database-url --config --help bash elvish fish powershell zsh"
+            opts="-h --data-dir --database-url --database-connections --config --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -221,6 +225,10 @@ _relayapi() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -513,7 +521,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__issuer)
-            opts="-h --data-dir --database-url --config --help add list revoke help"
+            opts="-h --data-dir --database-url --database-connections --config --help add list revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -527,6 +535,10 @@ _relayapi() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -553,7 +565,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__issuer__subcmd__add)
-            opts="-h --provider --upstream --max-lifetime --max-calls --require --public-key --private-key-out --json --data-dir --database-url --config --help"
+            opts="-h --provider --upstream --max-lifetime --max-calls --require --public-key --private-key-out --json --data-dir --database-url --database-connections --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -595,6 +607,10 @@ _relayapi() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -691,7 +707,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__issuer__subcmd__list)
-            opts="-h --json --data-dir --database-url --config --help"
+            opts="-h --json --data-dir --database-url --database-connections --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -705,6 +721,10 @@ _relayapi() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -731,7 +751,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__issuer__subcmd__revoke)
-            opts="-y -h --yes --data-dir --database-url --config --help"
+            opts="-y -h --yes --data-dir --database-url --database-connections --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -745,6 +765,10 @@ _relayapi() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -771,7 +795,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__keygen)
-            opts="-h --rotate --list --json --data-dir --database-url --config --help"
+            opts="-h --rotate --list --json --data-dir --database-url --database-connections --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -785,6 +809,10 @@ _relayapi() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -811,7 +839,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__migrate)
-            opts="-h --status --data-dir --database-url --config --help"
+            opts="-h --status --data-dir --database-url --database-connections --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -825,6 +853,10 @@ _relayapi() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -851,7 +883,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__providers)
-            opts="-h --json --data-dir --database-url --config --help"
+            opts="-h --json --data-dir --database-url --database-connections --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -865,6 +897,10 @@ _relayapi() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -891,7 +927,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__relays)
-            opts="-h --json --data-dir --database-url --config --help"
+            opts="-h --json --data-dir --database-url --database-connections --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -905,6 +941,10 @@ _relayapi() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -931,7 +971,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__serve)
-            opts="-h --trusted-proxy --metrics --metrics-listen --admin-token-env --admin-listen --tls-cert --tls-key --print-config --client-secret-lifetime --client-timeout --connect-timeout --grace-period --idle-timeout --listen --max-body --max-body-memory --max-message --max-session --upstream-timeout --data-dir --database-url --config --help"
+            opts="-h --trusted-proxy --metrics --metrics-listen --admin-token-env --admin-listen --tls-cert --tls-key --print-config --client-secret-lifetime --client-timeout --connect-timeout --grace-period --idle-timeout --listen --max-body --max-body-memory --max-message --max-session --upstream-timeout --data-dir --database-url --database-connections --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1016,6 +1056,10 @@ _relayapi() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --database-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     local oldifs
                     if [ -n "${IFS+x}" ]; then
@@ -1039,7 +1083,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__token)
-            opts="-h --data-dir --database-url --config --help issue list show update revoke help"
+            opts="-h --data-dir --database-url --database-connections --config --help issue list show update revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1053,6 +1097,10 @@ _relayapi() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1177,7 +1225,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__token__subcmd__issue)
-            opts="-q -h --provider --upstream --auth --name --api-key-env --api-key-stdin --max-calls --max-total-tokens --expires-in --expires-at --model --origin --ip --endpoint --rpm --concurrency --max-output-tokens --max-session --json --quiet --data-dir --database-url --config --help"
+            opts="-q -h --provider --upstream --auth --name --api-key-env --api-key-stdin --max-calls --max-total-tokens --expires-in --expires-at --model --origin --ip --endpoint --rpm --concurrency --max-output-tokens --max-session --json --quiet --data-dir --database-url --database-connections --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1262,6 +1310,10 @@ _relayapi() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --database-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     local oldifs
                     if [ -n "${IFS+x}" ]; then
@@ -1285,7 +1337,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__token__subcmd__list)
-            opts="-h --all --json --data-dir --database-url --config --help"
+            opts="-h --all --json --data-dir --database-url --database-connections --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1299,6 +1351,10 @@ _relayapi() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1325,7 +1381,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__token__subcmd__revoke)
-            opts="-y -h --yes --issuer --json --data-dir --database-url --config --help"
+            opts="-y -h --yes --issuer --json --data-dir --database-url --database-connections --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1343,6 +1399,10 @@ _relayapi() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1369,7 +1429,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__token__subcmd__show)
-            opts="-h --json --data-dir --database-url --config --help"
+            opts="-h --json --data-dir --database-url --database-connections --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1383,6 +1443,10 @@ _relayapi() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1409,7 +1473,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__token__subcmd__update)
-            opts="-h --name --max-calls --max-total-tokens --expires-in --expires-at --model --origin --ip --endpoint --rpm --concurrency --max-output-tokens --max-session --clear-max-calls --clear-max-total-tokens --clear-expiry --clear-models --clear-origins --clear-ips --clear-endpoints --clear-rpm --clear-concurrency --clear-max-output-tokens --clear-max-session --json --data-dir --database-url --config --help"
+            opts="-h --name --max-calls --max-total-tokens --expires-in --expires-at --model --origin --ip --endpoint --rpm --concurrency --max-output-tokens --max-session --clear-max-calls --clear-max-total-tokens --clear-expiry --clear-models --clear-origins --clear-ips --clear-endpoints --clear-rpm --clear-concurrency --clear-max-output-tokens --clear-max-session --json --data-dir --database-url --database-connections --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1478,6 +1542,10 @@ _relayapi() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --database-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     local oldifs
                     if [ -n "${IFS+x}" ]; then
@@ -1501,7 +1569,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__usage)
-            opts="-h --by --token --since --until --json --csv --data-dir --database-url --config --help"
+            opts="-h --by --token --since --until --json --csv --data-dir --database-url --database-connections --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1531,6 +1599,10 @@ _relayapi() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -20,6 +20,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         &'relayapi'= {
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --database-connections 'PostgreSQL: the most database connections this process keeps open [default: 32]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -39,6 +40,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         &'relayapi;keygen'= {
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --database-connections 'PostgreSQL: the most database connections this process keeps open [default: 32]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
             cand --rotate 'Make a new active key; older keys stay so that their tokens still open'
             cand --list 'List the key ring (kid, created, active) instead of creating a key'
@@ -49,6 +51,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         &'relayapi;token'= {
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --database-connections 'PostgreSQL: the most database connections this process keeps open [default: 32]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -79,6 +82,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand --max-session 'Longest a realtime session may stay open, like 10m [default: serve --max-session]'
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --database-connections 'PostgreSQL: the most database connections this process keeps open [default: 32]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
             cand --api-key-stdin 'Read the provider API key from standard input'
             cand --json 'Print one JSON object'
@@ -90,6 +94,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         &'relayapi;token;list'= {
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --database-connections 'PostgreSQL: the most database connections this process keeps open [default: 32]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
             cand --all 'Include revoked and expired tokens'
             cand --json 'Print a JSON array'
@@ -99,6 +104,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         &'relayapi;token;show'= {
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --database-connections 'PostgreSQL: the most database connections this process keeps open [default: 32]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
             cand --json 'Print JSON'
             cand -h 'Print help'
@@ -120,6 +126,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand --max-session 'Longest a realtime session may stay open, like 10m [default: serve --max-session]'
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --database-connections 'PostgreSQL: the most database connections this process keeps open [default: 32]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
             cand --clear-max-calls 'Remove the call limit'
             cand --clear-max-total-tokens 'Remove the token budget'
@@ -140,6 +147,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand --issuer 'For a signed token never used yet (so not in the store): the issuer that minted it; the full id is then required'
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --database-connections 'PostgreSQL: the most database connections this process keeps open [default: 32]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
             cand -y 'Do not ask for confirmation'
             cand --yes 'Do not ask for confirmation'
@@ -170,6 +178,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         &'relayapi;issuer'= {
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --database-connections 'PostgreSQL: the most database connections this process keeps open [default: 32]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -188,6 +197,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand --private-key-out 'Write the generated private key here (mode 0600) instead of printing it'
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --database-connections 'PostgreSQL: the most database connections this process keeps open [default: 32]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
             cand --json 'Print JSON'
             cand -h 'Print help'
@@ -196,6 +206,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         &'relayapi;issuer;list'= {
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --database-connections 'PostgreSQL: the most database connections this process keeps open [default: 32]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
             cand --json 'Print JSON'
             cand -h 'Print help'
@@ -204,6 +215,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         &'relayapi;issuer;revoke'= {
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --database-connections 'PostgreSQL: the most database connections this process keeps open [default: 32]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
             cand -y 'Do not ask for confirmation'
             cand --yes 'Do not ask for confirmation'
@@ -231,6 +243,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand --until 'Before this time: a duration back from now or an RFC 3339 time'
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --database-connections 'PostgreSQL: the most database connections this process keeps open [default: 32]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
             cand --json 'Print a JSON array'
             cand --csv 'Print CSV'
@@ -240,6 +253,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         &'relayapi;relays'= {
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --database-connections 'PostgreSQL: the most database connections this process keeps open [default: 32]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
             cand --json 'Print JSON'
             cand -h 'Print help'
@@ -248,6 +262,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         &'relayapi;migrate'= {
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --database-connections 'PostgreSQL: the most database connections this process keeps open [default: 32]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
             cand --status 'List applied and pending migrations without applying any'
             cand -h 'Print help'
@@ -256,6 +271,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         &'relayapi;providers'= {
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --database-connections 'PostgreSQL: the most database connections this process keeps open [default: 32]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
             cand --json 'Print JSON'
             cand -h 'Print help'
@@ -264,6 +280,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
         &'relayapi;completions'= {
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --database-connections 'PostgreSQL: the most database connections this process keeps open [default: 32]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -288,6 +305,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand --upstream-timeout 'Time allowed until a provider''s response headers [default: 5m]'
             cand --data-dir 'Folder for the key ring and the default SQLite database [default: the platform''s data directory for relayapi]'
             cand --database-url 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]'
+            cand --database-connections 'PostgreSQL: the most database connections this process keeps open [default: 32]'
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
             cand --metrics 'Serve Prometheus metrics at /metrics on the main listener'
             cand --print-config 'Print the settings in effect (defaults, relayapi.toml, environment and flags merged) as relayapi.toml would hold them, and exit'

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_relayapi_global_optspecs
-    string join \n data-dir= database-url= config= h/help V/version
+    string join \n data-dir= database-url= database-connections= config= h/help V/version
 end
 
 function __fish_relayapi_needs_command
@@ -26,6 +26,7 @@ end
 
 complete -c relayapi -n "__fish_relayapi_needs_command" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_needs_command" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_needs_command" -l database-connections -d 'PostgreSQL: the most database connections this process keeps open [default: 32]' -r
 complete -c relayapi -n "__fish_relayapi_needs_command" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c relayapi -n "__fish_relayapi_needs_command" -s V -l version -d 'Print version'
@@ -41,6 +42,7 @@ complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "serve" -d 'Run th
 complete -c relayapi -n "__fish_relayapi_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -l database-connections -d 'PostgreSQL: the most database connections this process keeps open [default: 32]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -l rotate -d 'Make a new active key; older keys stay so that their tokens still open'
 complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -l list -d 'List the key ring (kid, created, active) instead of creating a key'
@@ -48,6 +50,7 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -l json -d 'Pr
 complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -s h -l help -d 'Print help'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show update revoke help" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show update revoke help" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show update revoke help" -l database-connections -d 'PostgreSQL: the most database connections this process keeps open [default: 32]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show update revoke help" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show update revoke help" -s h -l help -d 'Print help'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show update revoke help" -f -a "issue" -d 'Issue a token that seals a provider API key'
@@ -75,6 +78,7 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l max-session -d 'Longest a realtime session may stay open, like 10m [default: serve --max-session]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l database-connections -d 'PostgreSQL: the most database connections this process keeps open [default: 32]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l api-key-stdin -d 'Read the provider API key from standard input'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -l json -d 'Print one JSON object'
@@ -82,12 +86,14 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from issue" -s h -l help -d 'Print help'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from list" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from list" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from list" -l database-connections -d 'PostgreSQL: the most database connections this process keeps open [default: 32]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from list" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from list" -l all -d 'Include revoked and expired tokens'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from list" -l json -d 'Print a JSON array'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from show" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from show" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from show" -l database-connections -d 'PostgreSQL: the most database connections this process keeps open [default: 32]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from show" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from show" -l json -d 'Print JSON'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
@@ -106,6 +112,7 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l max-session -d 'Longest a realtime session may stay open, like 10m [default: serve --max-session]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l database-connections -d 'PostgreSQL: the most database connections this process keeps open [default: 32]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l clear-max-calls -d 'Remove the call limit'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from update" -l clear-max-total-tokens -d 'Remove the token budget'
@@ -123,6 +130,7 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from revoke" -l issuer -d 'For a signed token never used yet (so not in the store): the issuer that minted it; the full id is then required' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from revoke" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from revoke" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from revoke" -l database-connections -d 'PostgreSQL: the most database connections this process keeps open [default: 32]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from revoke" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from revoke" -s y -l yes -d 'Do not ask for confirmation'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from revoke" -l json -d 'Print JSON'
@@ -135,6 +143,7 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and not __fish_seen_subcommand_from add list revoke help" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and not __fish_seen_subcommand_from add list revoke help" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and not __fish_seen_subcommand_from add list revoke help" -l database-connections -d 'PostgreSQL: the most database connections this process keeps open [default: 32]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and not __fish_seen_subcommand_from add list revoke help" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and not __fish_seen_subcommand_from add list revoke help" -s h -l help -d 'Print help'
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and not __fish_seen_subcommand_from add list revoke help" -f -a "add" -d 'Register a backend that mints signed tokens offline, with its caps'
@@ -154,16 +163,19 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_see
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from add" -l private-key-out -d 'Write the generated private key here (mode 0600) instead of printing it' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from add" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from add" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from add" -l database-connections -d 'PostgreSQL: the most database connections this process keeps open [default: 32]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from add" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from add" -l json -d 'Print JSON'
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from list" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from list" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from list" -l database-connections -d 'PostgreSQL: the most database connections this process keeps open [default: 32]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from list" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from list" -l json -d 'Print JSON'
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from revoke" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from revoke" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from revoke" -l database-connections -d 'PostgreSQL: the most database connections this process keeps open [default: 32]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from revoke" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from revoke" -s y -l yes -d 'Do not ask for confirmation'
 complete -c relayapi -n "__fish_relayapi_using_subcommand issuer; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help'
@@ -179,27 +191,32 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l since -d 'Fr
 complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l until -d 'Before this time: a duration back from now or an RFC 3339 time' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l database-connections -d 'PostgreSQL: the most database connections this process keeps open [default: 32]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l json -d 'Print a JSON array'
 complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -l csv -d 'Print CSV'
 complete -c relayapi -n "__fish_relayapi_using_subcommand usage" -s h -l help -d 'Print help'
 complete -c relayapi -n "__fish_relayapi_using_subcommand relays" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand relays" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand relays" -l database-connections -d 'PostgreSQL: the most database connections this process keeps open [default: 32]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand relays" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand relays" -l json -d 'Print JSON'
 complete -c relayapi -n "__fish_relayapi_using_subcommand relays" -s h -l help -d 'Print help'
 complete -c relayapi -n "__fish_relayapi_using_subcommand migrate" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand migrate" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand migrate" -l database-connections -d 'PostgreSQL: the most database connections this process keeps open [default: 32]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand migrate" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand migrate" -l status -d 'List applied and pending migrations without applying any'
 complete -c relayapi -n "__fish_relayapi_using_subcommand migrate" -s h -l help -d 'Print help'
 complete -c relayapi -n "__fish_relayapi_using_subcommand providers" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand providers" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand providers" -l database-connections -d 'PostgreSQL: the most database connections this process keeps open [default: 32]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand providers" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand providers" -l json -d 'Print JSON'
 complete -c relayapi -n "__fish_relayapi_using_subcommand providers" -s h -l help -d 'Print help'
 complete -c relayapi -n "__fish_relayapi_using_subcommand completions" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand completions" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand completions" -l database-connections -d 'PostgreSQL: the most database connections this process keeps open [default: 32]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand completions" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l trusted-proxy -d 'Proxy whose X-Forwarded-For is believed for --ip policies (repeatable CIDR)' -r
@@ -221,6 +238,7 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l max-session 
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l upstream-timeout -d 'Time allowed until a provider\'s response headers [default: 5m]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l database-url -d 'Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: relayapi.db in the data dir]' -r -f
+complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l database-connections -d 'PostgreSQL: the most database connections this process keeps open [default: 32]' -r
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l metrics -d 'Serve Prometheus metrics at /metrics on the main listener'
 complete -c relayapi -n "__fish_relayapi_using_subcommand serve" -l print-config -d 'Print the settings in effect (defaults, relayapi.toml, environment and flags merged) as relayapi.toml would hold them, and exit'

@@ -41,6 +41,9 @@ pub struct Config {
     /// Folder for the key ring and the default SQLite database.
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    /// PostgreSQL: the most connections a process keeps open (a fleet of N relays needs N
+    /// times this, and two more each, within the server's `max_connections`).
+    pub database_connections: u32,
     /// `serve`: the address to listen on.
     pub listen: SocketAddr,
     /// `serve`: the largest request body accepted.
@@ -76,6 +79,7 @@ impl Default for Config {
         Self {
             data_dir: None,
             database_url: None,
+            database_connections: crate::store::PG_CONNECTIONS,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body: ByteSize(serve.max_body),
             max_body_memory: ByteSize(serve.max_body_memory),
@@ -311,6 +315,7 @@ impl<'de> Deserialize<'de> for Span {
 pub struct Settings {
     pub data_dir: PathBuf,
     pub database_url: String,
+    pub database_connections: u32,
 }
 
 impl fmt::Debug for Settings {
@@ -332,9 +337,15 @@ impl Settings {
             .database_url
             .clone()
             .unwrap_or_else(|| sqlite_url(&data_dir.join("relayapi.db")));
+        if config.database_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "database_connections must be at least 1".into(),
+            ));
+        }
         Ok(Self {
             data_dir,
             database_url,
+            database_connections: config.database_connections,
         })
     }
 
@@ -467,6 +478,7 @@ mod tests {
         let s = Settings {
             data_dir: "/d".into(),
             database_url: "postgres://u:hunter2@db/x".into(),
+            database_connections: 1,
         };
         assert!(!format!("{s:?}").contains("hunter2"));
         let c = Config {

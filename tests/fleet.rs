@@ -36,7 +36,13 @@ impl Fleet {
                 .map(|_| {
                     ServeProcess::spawn_with(
                         &env,
-                        &["--admin-token-env", "FLEET_ADMIN", "--metrics"],
+                        &[
+                            "--admin-token-env",
+                            "FLEET_ADMIN",
+                            "--metrics",
+                            "--database-connections",
+                            "8",
+                        ],
                         &[
                             ("FLEET_ADMIN", ADMIN),
                             ("RELAYAPI_LOG", "warn,relayapi::server::fleet=info"),
@@ -230,6 +236,22 @@ async fn concurrency_holds_for_the_fleet_over_2000_calls() {
     while fleet.in_flight(&id).await != 0 {
         assert!(Instant::now() < deadline, "slots still held after the load");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A slot is free again before the call's last bytes reach the client: a client making one
+/// call after another, on any relay, never meets its own previous call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_call_after_another_never_meets_the_last_one() {
+    let Some(fleet) = Fleet::start(3).await else {
+        return;
+    };
+    let (_, token) = fleet.issue(json!({"concurrency": 1})).await;
+    let client = client();
+    let urls = fleet.urls();
+    for i in 0..60 {
+        let answer = call(&client, &urls[i % 3], &token, "m").await;
+        assert_eq!(answer, (200, String::new()), "call {i}");
     }
 }
 

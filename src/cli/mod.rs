@@ -55,6 +55,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "RELAYAPI_DATABASE_URL", hide_env_values = true, value_hint = ValueHint::Url)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    /// PostgreSQL: the most database connections this process keeps open [default: 32]
+    #[arg(long, global = true, env = "RELAYAPI_DATABASE_CONNECTIONS", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_connections: Option<u32>,
     /// TOML file with the same settings [default: ./relayapi.toml when present]
     #[arg(long, global = true, env = "RELAYAPI_CONFIG", value_hint = ValueHint::FilePath)]
     #[serde(skip)]
@@ -202,14 +207,18 @@ impl Context {
         if self.settings.uses_sqlite() {
             self.ensure_data_dir()?;
         }
-        Store::connect(&self.settings.database_url, migrations)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open the database {}",
-                    redact_url(&self.settings.database_url)
-                )
-            })
+        Store::connect_with(
+            &self.settings.database_url,
+            migrations,
+            self.settings.database_connections,
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                redact_url(&self.settings.database_url)
+            )
+        })
     }
 
     async fn store(&self) -> anyhow::Result<Store> {

@@ -145,6 +145,10 @@ struct State {
     /// whether or not the server polls the body once more (hyper stops at the length).
     remaining: Option<u64>,
     done: bool,
+    /// The call's release of the fleet's limits, which its last bytes wait for.
+    release: Option<tokio::task::JoinHandle<()>>,
+    /// The last item, held until the release is written.
+    held: Option<Option<Bytes>>,
 }
 
 impl State {
@@ -171,6 +175,12 @@ impl State {
         if let Some(total) = self.record.tally.total() {
             self.record.resolved.add_recorded_tokens(total);
         }
+        self.release = self.record.permit.release_now(self.record.tally.total());
+    }
+
+    /// Ends the stream with `last` (bytes, or none), once the release is written.
+    fn end_with(&mut self, last: Bytes) {
+        self.held = Some((!last.is_empty()).then_some(last));
     }
 }
 
@@ -205,6 +215,8 @@ impl RelayBody {
             _stream_gauge: stream_gauge,
             remaining,
             done: false,
+            release: None,
+            held: None,
         };
         if remaining == Some(0) {
             state.finish(End::Complete);
@@ -228,6 +240,15 @@ impl Stream for RelayBody {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let s = self.get_mut().0.get_mut();
         loop {
+            if let Some(release) = &mut s.release {
+                if Pin::new(release).poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                s.release = None;
+            }
+            if let Some(last) = s.held.take() {
+                return Poll::Ready(last.map(Ok));
+            }
             if s.done {
                 return Poll::Ready(None);
             }
@@ -255,7 +276,8 @@ impl Stream for RelayBody {
                             }
                             s.record.bytes_out += out.len() as u64;
                             s.finish(End::Complete);
-                            return Poll::Ready((!out.is_empty()).then_some(Ok(out)));
+                            s.end_with(out);
+                            continue;
                         }
                     }
                     s.record.bytes_out += out.len() as u64;
@@ -266,6 +288,7 @@ impl Stream for RelayBody {
                 }
                 Poll::Ready(Some(Err(_))) => {
                     s.finish(End::UpstreamError);
+                    s.release = None; // runs on; the client's answer is broken anyway
                     return Poll::Ready(Some(Err(std::io::Error::other(
                         "upstream response failed",
                     ))));
@@ -277,7 +300,8 @@ impl Stream for RelayBody {
                     };
                     s.record.bytes_out += rest.len() as u64;
                     s.finish(End::Complete);
-                    return Poll::Ready((!rest.is_empty()).then_some(Ok(rest)));
+                    s.end_with(rest);
+                    continue;
                 }
                 Poll::Pending => {
                     // The timer is re-armed only when it fires, not on every chunk.
@@ -285,6 +309,7 @@ impl Stream for RelayBody {
                         let deadline = s.last_chunk + s.idle;
                         if Instant::now() >= deadline {
                             s.finish(End::IdleTimeout);
+                            s.release = None;
                             return Poll::Ready(Some(Err(std::io::Error::other(
                                 "upstream idle timeout",
                             ))));

@@ -50,12 +50,15 @@ pub struct Fleet {
     pushed: AtomicBool,
 }
 
-/// A call's hold on the fleet's limits: given back when dropped.
+/// A call's hold on the fleet's limits: given back by [`release`](Self::release) as the
+/// call ends, or else when dropped.
 pub struct Lease {
     fleet: Arc<Fleet>,
     token_id: String,
     reserved: i64,
     charged: i64,
+    /// Given back already, by `release`.
+    released: bool,
 }
 
 impl Lease {
@@ -66,18 +69,54 @@ impl Lease {
         if self.reserved == 0 {
             return false;
         }
-        self.charged = tokens.max(0);
+        if !self.released {
+            self.charged = tokens.max(0);
+        }
         true
+    }
+
+    /// Gives back now, with the call's tokens (see [`charge`](Self::charge)), in a task of
+    /// its own that finishes even if its caller leaves. The response's last bytes wait for
+    /// it: a client that sends its next call as soon as this one ends must find the slot
+    /// free, on every relay. A statement that fails leaves the release to the writer, which
+    /// tries again.
+    pub fn release(&mut self, tokens: Option<i64>) -> tokio::task::JoinHandle<()> {
+        if let Some(tokens) = tokens {
+            self.charge(tokens);
+        }
+        self.released = true;
+        let fleet = self.fleet.clone();
+        let token_id = self.token_id.clone();
+        let release = self.to_release();
+        tokio::spawn(async move {
+            let batch = [(token_id, release)];
+            if fleet
+                .store
+                .fleet_release(&fleet.relay.id, &batch)
+                .await
+                .is_err()
+            {
+                let [(token_id, release)] = batch;
+                let _ = fleet.releases.send((token_id, release));
+            }
+        })
+    }
+
+    fn to_release(&self) -> Release {
+        Release {
+            calls: 1,
+            reserved: self.reserved,
+            charged: self.charged,
+        }
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let release = Release {
-            calls: 1,
-            reserved: self.reserved,
-            charged: self.charged,
-        };
+        if self.released {
+            return;
+        }
+        let release = self.to_release();
         // The writer outlives every lease but at the very end of a stop; a release it
         // cannot take is given back by the other relays when this one is gone.
         let _ = self
@@ -156,6 +195,7 @@ impl Fleet {
                     token_id,
                     reserved: reserve,
                     charged: 0,
+                    released: false,
                 });
             Ok::<_, crate::store::StoreError>((admission, lease))
         })
@@ -168,7 +208,9 @@ impl Fleet {
                 FleetRefusal::Revoked => ApiError::TokenRevoked,
                 FleetRefusal::Expired => ApiError::TokenExpired,
                 FleetRefusal::Exhausted => ApiError::CallsExhausted,
-                FleetRefusal::Concurrency => ApiError::TooManyConcurrentRequests,
+                FleetRefusal::Concurrency | FleetRefusal::Contended => {
+                    ApiError::TooManyConcurrentRequests
+                }
                 FleetRefusal::Budget => ApiError::TokenBudgetExhausted,
                 FleetRefusal::Rate { wait_us } => ApiError::RateLimited {
                     retry_after_secs: u64::try_from(wait_us)

@@ -49,6 +49,12 @@ impl Permit {
             .as_mut()
             .is_some_and(|lease| lease.charge(tokens))
     }
+
+    /// Gives back the call's hold on the fleet's limits now, charging `tokens`; `None`
+    /// without one (see [`super::fleet::Lease::release`]).
+    pub fn release_now(&mut self, tokens: Option<i64>) -> Option<tokio::task::JoinHandle<()>> {
+        self.lease.as_mut().map(|lease| lease.release(tokens))
+    }
 }
 
 /// What a page may read of its rate limit: the bucket's size, the requests left in it,

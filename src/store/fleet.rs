@@ -150,6 +150,8 @@ pub enum FleetRefusal {
     Exhausted,
     Concurrency,
     Budget,
+    /// Refused, but each time by a limit that was no longer in the way when asked why.
+    Contended,
     /// Over its rate: microseconds until the next request would be admitted.
     Rate {
         wait_us: i64,
@@ -223,8 +225,9 @@ impl Store {
                 return Ok(FleetAdmission::Refused(refusal));
             }
         }
-        // Still in the way of something that keeps moving: a moment's wait.
-        Ok(FleetAdmission::Refused(FleetRefusal::Rate { wait_us: 1 }))
+        // Refused each time by a limit that had moved on when asked why: slots and
+        // reservations coming and going as fast as they are taken.
+        Ok(FleetAdmission::Refused(FleetRefusal::Contended))
     }
 
     async fn why_refused(

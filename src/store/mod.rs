@@ -85,6 +85,16 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     pub async fn connect(url: &str, migrations: Migrations) -> Result<Self, StoreError> {
+        Self::connect_with(url, migrations, PG_CONNECTIONS).await
+    }
+
+    /// [`connect`](Self::connect) with at most `pg_connections` connections on PostgreSQL
+    /// (SQLite's pools are fixed).
+    pub async fn connect_with(
+        url: &str,
+        migrations: Migrations,
+        pg_connections: u32,
+    ) -> Result<Self, StoreError> {
         let is_sqlite = url.starts_with("sqlite:");
         if !is_sqlite && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
             return Err(StoreError::BadUrl);
@@ -116,7 +126,8 @@ impl Store {
                 url: url.into(),
             }
         } else {
-            let db = Database::connect(options.max_connections(32).to_owned()).await?;
+            let db = Database::connect(options.max_connections(pg_connections.max(1)).to_owned())
+                .await?;
             Store {
                 writer: db.clone(),
                 db,
@@ -272,6 +283,8 @@ pub(crate) fn statement_pieces<T>(items: &[T], max: usize) -> Vec<&[T]> {
     pieces
 }
 
+/// PostgreSQL connections a process keeps open at most, unless told otherwise.
+pub const PG_CONNECTIONS: u32 = 32;
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 const CHECKPOINT_BUSY_TIMEOUT: Duration = Duration::from_millis(200);
