@@ -146,7 +146,7 @@ struct State {
     remaining: Option<u64>,
     done: bool,
     /// The call's release of the fleet's limits, which its last bytes wait for.
-    release: Option<tokio::task::JoinHandle<()>>,
+    release: Option<super::fleet::Released>,
     /// The last item, held until the release is written.
     held: Option<Option<Bytes>>,
 }
@@ -241,7 +241,7 @@ impl Stream for RelayBody {
         let s = self.get_mut().0.get_mut();
         loop {
             if let Some(release) = &mut s.release {
-                if Pin::new(release).poll(cx).is_pending() {
+                if release.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
                 s.release = None;

@@ -3,9 +3,11 @@
 //! - **Admission.** A call of a token with limits is counted by one statement that also
 //!   takes a slot of its concurrency, its reservation for the budget and a request of its
 //!   rate (`store::fleet`): the database decides for every relay at once, on its own clock.
+//!   Calls of one token waiting at the same time are admitted by one statement: a hot
+//!   token's row is locked once per batch, not once per call.
 //! - **Leases.** A call holding a slot or a reservation is written to this relay's lease;
-//!   when it ends, what it held is given back (batched, off the request path) together
-//!   with the tokens it used. Each relay heartbeats every `HEARTBEAT_EVERY`; a relay silent
+//!   when it ends, what it held is given back together with the tokens it used, in a
+//!   batch that the response's last bytes wait for. Each relay heartbeats every `HEARTBEAT_EVERY`; a relay silent
 //!   for `RELAY_TTL` is presumed dead and its leases are given back by the others, so a
 //!   `kill -9` costs its calls' slots for at most `RELAY_TTL + HEARTBEAT_EVERY`. A graceful
 //!   stop gives back at once.
@@ -21,7 +23,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::sqlx;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, oneshot, watch};
 
 use super::AppState;
 use super::errors::ApiError;
@@ -44,10 +46,54 @@ pub struct Fleet {
     relay: RelayInfo,
     /// Where clients reach this relay, known once it listens.
     address: std::sync::OnceLock<String>,
-    releases: mpsc::UnboundedSender<(String, Release)>,
-    receiver: Mutex<Option<mpsc::UnboundedReceiver<(String, Release)>>>,
+    metrics: Arc<super::metrics::Metrics>,
+    /// Calls waiting to be admitted, by token.
+    admissions: Mutex<HashMap<String, Waiting>>,
+    admit_wake: Notify,
+    /// Releases waiting to be written.
+    releases: Mutex<ReleaseBatch>,
+    release_wake: Notify,
     stop: Notify,
     pushed: AtomicBool,
+}
+
+/// A release being written, which a response's last bytes wait for.
+pub type Released = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// What a call admitted for the fleet takes away: its lease (when it holds a slot or a
+/// reservation) and what its rate limit leaves.
+type Admitted = (Option<Lease>, Option<RateLeft>);
+
+/// The calls of one token waiting for the next admission.
+struct Waiting {
+    reserve: i64,
+    lease: bool,
+    waiters: Vec<oneshot::Sender<Result<Admitted, ApiError>>>,
+}
+
+/// Releases waiting for the next write, by token, and the channel that tells when it was
+/// written.
+struct ReleaseBatch {
+    releases: HashMap<String, Release>,
+    written: watch::Sender<bool>,
+}
+
+impl Default for ReleaseBatch {
+    fn default() -> Self {
+        Self {
+            releases: HashMap::new(),
+            written: watch::Sender::new(false),
+        }
+    }
+}
+
+impl ReleaseBatch {
+    fn add(&mut self, token_id: String, release: &Release) {
+        let sum = self.releases.entry(token_id).or_default();
+        sum.calls += release.calls;
+        sum.reserved += release.reserved;
+        sum.charged += release.charged;
+    }
 }
 
 /// A call's hold on the fleet's limits: given back by [`release`](Self::release) as the
@@ -75,31 +121,22 @@ impl Lease {
         true
     }
 
-    /// Gives back now, with the call's tokens (see [`charge`](Self::charge)), in a task of
-    /// its own that finishes even if its caller leaves. The response's last bytes wait for
-    /// it: a client that sends its next call as soon as this one ends must find the slot
-    /// free, on every relay. A statement that fails leaves the release to the writer, which
-    /// tries again.
-    pub fn release(&mut self, tokens: Option<i64>) -> tokio::task::JoinHandle<()> {
+    /// Gives back now, with the call's tokens (see [`charge`](Self::charge)); the future
+    /// ends when the release is written (or failed, and was left to be tried again). The
+    /// response's last bytes wait for it: a client that sends its next call as soon as
+    /// this one ends must find the slot free, on every relay.
+    pub fn release(
+        &mut self,
+        tokens: Option<i64>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         if let Some(tokens) = tokens {
             self.charge(tokens);
         }
         self.released = true;
-        let fleet = self.fleet.clone();
-        let token_id = self.token_id.clone();
-        let release = self.to_release();
-        tokio::spawn(async move {
-            let batch = [(token_id, release)];
-            if fleet
-                .store
-                .fleet_release(&fleet.relay.id, &batch)
-                .await
-                .is_err()
-            {
-                let [(token_id, release)] = batch;
-                let _ = fleet.releases.send((token_id, release));
-            }
-        })
+        let mut written = self.fleet.join_release(&self.token_id, &self.to_release());
+        async move {
+            let _ = written.wait_for(|written| *written).await;
+        }
     }
 
     fn to_release(&self) -> Release {
@@ -113,22 +150,14 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if self.released {
-            return;
+        if !self.released {
+            self.fleet.join_release(&self.token_id, &self.to_release());
         }
-        let release = self.to_release();
-        // The writer outlives every lease but at the very end of a stop; a release it
-        // cannot take is given back by the other relays when this one is gone.
-        let _ = self
-            .fleet
-            .releases
-            .send((std::mem::take(&mut self.token_id), release));
     }
 }
 
 impl Fleet {
-    pub fn new(store: Store) -> Arc<Self> {
-        let (releases, receiver) = mpsc::unbounded_channel();
+    pub fn new(store: Store, metrics: Arc<super::metrics::Metrics>) -> Arc<Self> {
         Arc::new(Fleet {
             store,
             relay: RelayInfo {
@@ -140,8 +169,11 @@ impl Fleet {
                 in_flight: 0,
             },
             address: std::sync::OnceLock::new(),
-            releases,
-            receiver: Mutex::new(Some(receiver)),
+            metrics,
+            admissions: Mutex::new(HashMap::new()),
+            admit_wake: Notify::new(),
+            releases: Mutex::new(ReleaseBatch::default()),
+            release_wake: Notify::new(),
             stop: Notify::new(),
             pushed: AtomicBool::new(false),
         })
@@ -166,64 +198,43 @@ impl Fleet {
             || limits.policy.concurrency.is_some()
     }
 
-    /// Counts one call for the fleet, with its slot, reservation and rate; see
-    /// `store::fleet`. The statement runs to its end in a task of its own, so that a
-    /// caller who leaves meanwhile cannot strand a slot: the lease is then dropped, and
-    /// given back, by the task.
-    pub async fn admit(
-        self: &Arc<Self>,
-        state: &AppState,
-        record: &TokenRecord,
-        reserve: i64,
-    ) -> Result<(Option<Lease>, Option<RateLeft>), ApiError> {
-        let holds = record.limits.policy.concurrency.is_some() || reserve > 0;
-        let fleet = self.clone();
-        let token_id = record.id.clone();
-        let metrics = state.metrics.clone();
-        let admitted = tokio::spawn(async move {
-            metrics.fleet.round_trips.inc();
-            let admission = fleet
-                .store
-                .fleet_admit(&token_id, &fleet.relay.id, reserve, holds)
-                .await?;
-            if matches!(admission, FleetAdmission::Refused(_)) {
-                metrics.fleet.round_trips.inc();
-            }
-            let lease =
-                (holds && matches!(admission, FleetAdmission::Admitted { .. })).then(|| Lease {
-                    fleet: fleet.clone(),
-                    token_id,
-                    reserved: reserve,
-                    charged: 0,
-                    released: false,
+    /// Counts one call for the fleet, with its slot, reservation and rate, in the next
+    /// admission of its token (see `store::fleet`). A caller who leaves meanwhile strands
+    /// nothing: the admission writer finds no one to hand the lease to, and drops it.
+    pub async fn admit(&self, record: &TokenRecord, reserve: i64) -> Result<Admitted, ApiError> {
+        let lease = record.limits.policy.concurrency.is_some() || reserve > 0;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut admissions = self.admissions.lock().expect("admissions lock");
+            let waiting = admissions
+                .entry(record.id.clone())
+                .or_insert_with(|| Waiting {
+                    reserve,
+                    lease,
+                    waiters: Vec::new(),
                 });
-            Ok::<_, crate::store::StoreError>((admission, lease))
-        })
-        .await
-        .map_err(|_| ApiError::StoreUnavailable)??;
-        match admitted {
-            (FleetAdmission::Admitted { rate }, lease) => Ok((lease, rate.map(rate_left))),
-            (FleetAdmission::Refused(refusal), _) => Err(match refusal {
-                FleetRefusal::Missing => ApiError::InvalidToken,
-                FleetRefusal::Revoked => ApiError::TokenRevoked,
-                FleetRefusal::Expired => ApiError::TokenExpired,
-                FleetRefusal::Exhausted => ApiError::CallsExhausted,
-                FleetRefusal::Concurrency | FleetRefusal::Contended => {
-                    ApiError::TooManyConcurrentRequests
-                }
-                FleetRefusal::Budget => ApiError::TokenBudgetExhausted,
-                FleetRefusal::Rate { wait_us } => ApiError::RateLimited {
-                    retry_after_secs: u64::try_from(wait_us)
-                        .unwrap_or(1)
-                        .div_ceil(1_000_000)
-                        .max(1),
-                },
-            }),
+            // A policy changed between two calls: the larger hold serves both.
+            waiting.reserve = waiting.reserve.max(reserve);
+            waiting.lease |= lease;
+            waiting.waiters.push(tx);
         }
+        self.admit_wake.notify_one();
+        rx.await.unwrap_or(Err(ApiError::StoreUnavailable))
     }
 
-    /// Starts the heartbeat, the release writer and the change listener; returns the
-    /// release writer, for [`leave`](Self::leave), and the others.
+    /// Adds a release to the next batch; the receiver says when it was written.
+    fn join_release(&self, token_id: &str, release: &Release) -> watch::Receiver<bool> {
+        let written = {
+            let mut batch = self.releases.lock().expect("releases lock");
+            batch.add(token_id.to_string(), release);
+            batch.written.subscribe()
+        };
+        self.release_wake.notify_one();
+        written
+    }
+
+    /// Starts the admission and release writers, the heartbeat and the change listener;
+    /// returns the release writer, for [`leave`](Self::leave), and the others.
     pub fn spawn(
         self: &Arc<Self>,
         state: Arc<AppState>,
@@ -233,22 +244,17 @@ impl Fleet {
         Vec<tokio::task::JoinHandle<()>>,
     ) {
         let _ = self.address.set(address);
-        let receiver = self
-            .receiver
-            .lock()
-            .expect("receiver lock")
-            .take()
-            .expect("the fleet's tasks start once");
         (
-            tokio::spawn(self.clone().write_releases(receiver, state.clone())),
+            tokio::spawn(self.clone().write_releases()),
             vec![
+                tokio::spawn(self.clone().admit_waiting()),
                 tokio::spawn(self.clone().heartbeats(state.clone())),
                 tokio::spawn(self.clone().listen(state)),
             ],
         )
     }
 
-    /// A graceful stop, after the last call ended: writes the releases still queued, then
+    /// A graceful stop, after the last call ended: writes the releases still waiting, then
     /// leaves the fleet, giving back anything its leases still hold.
     pub async fn leave(&self, writer: tokio::task::JoinHandle<()>) {
         self.stop.notify_one();
@@ -261,6 +267,116 @@ impl Fleet {
             Ok(_) => tracing::info!(relay = %self.relay.id, "left the fleet"),
             Err(e) => {
                 tracing::warn!(error = %e, "could not leave the fleet; the others reclaim this relay's leases")
+            }
+        }
+    }
+
+    /// Admits the calls waiting, a statement per token, the tokens side by side; calls
+    /// arriving meanwhile wait for the next round.
+    async fn admit_waiting(self: Arc<Self>) {
+        loop {
+            let waiting = std::mem::take(&mut *self.admissions.lock().expect("admissions lock"));
+            if waiting.is_empty() {
+                // A call joining after the take leaves a permit: no wake-up is lost.
+                self.admit_wake.notified().await;
+                continue;
+            }
+            let rounds = waiting
+                .into_iter()
+                .map(|(token_id, waiting)| self.admit_token(token_id, waiting));
+            futures_util::future::join_all(rounds).await;
+        }
+    }
+
+    /// Admits one token's waiting calls, in the order they came: as many as its limits
+    /// allow, in as few statements as it takes (a partial admission is asked again for the
+    /// rest, which then get in or get the limit that refused them).
+    async fn admit_token(self: &Arc<Self>, token_id: String, waiting: Waiting) {
+        let Waiting {
+            reserve,
+            lease,
+            mut waiters,
+        } = waiting;
+        while !waiters.is_empty() {
+            self.metrics.fleet.round_trips.inc();
+            let asked = i32::try_from(waiters.len()).unwrap_or(i32::MAX);
+            let answer = self
+                .store
+                .fleet_admit(&token_id, &self.relay.id, asked, reserve, lease)
+                .await;
+            let (admitted, rate) = match answer {
+                Ok(FleetAdmission::Admitted { calls, rate }) => (calls, rate),
+                Ok(FleetAdmission::Refused(refusal)) => {
+                    let error = refused(refusal);
+                    for waiter in waiters {
+                        let _ = waiter.send(Err(error));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    let error = ApiError::from(e);
+                    for waiter in waiters {
+                        let _ = waiter.send(Err(error));
+                    }
+                    return;
+                }
+            };
+            let admitted = usize::try_from(admitted).unwrap_or(0).min(waiters.len());
+            let rest = waiters.split_off(admitted);
+            for waiter in waiters {
+                let held = lease.then(|| Lease {
+                    fleet: self.clone(),
+                    token_id: token_id.clone(),
+                    reserved: reserve,
+                    charged: 0,
+                    released: false,
+                });
+                // A caller gone meanwhile: its lease drops here and is given back.
+                let _ = waiter.send(Ok((held, rate.map(rate_left))));
+            }
+            waiters = rest;
+        }
+    }
+
+    /// Writes releases in batches, one statement per batch; a batch that fails is kept and
+    /// tried again, so that no slot is lost to a database hiccup. Waiters are let go either
+    /// way: a response is not held for a database that does not answer.
+    async fn write_releases(self: Arc<Self>) {
+        let mut backoff = RECONNECT_FIRST;
+        let mut stopping = false;
+        loop {
+            let batch = std::mem::take(&mut *self.releases.lock().expect("releases lock"));
+            if batch.releases.is_empty() {
+                if stopping {
+                    return;
+                }
+                tokio::select! {
+                    _ = self.release_wake.notified() => {}
+                    _ = self.stop.notified() => stopping = true,
+                }
+                continue;
+            }
+            let list: Vec<(String, Release)> = batch.releases.into_iter().collect();
+            self.metrics.fleet.round_trips.inc();
+            let written = self.store.fleet_release(&self.relay.id, &list).await;
+            batch.written.send_replace(true);
+            match written {
+                Ok(()) => backoff = RECONNECT_FIRST,
+                Err(e) => {
+                    tracing::warn!(error = %e, tokens = list.len(), "could not give back calls in flight; trying again");
+                    {
+                        let mut next = self.releases.lock().expect("releases lock");
+                        for (token_id, release) in &list {
+                            next.add(token_id.clone(), release);
+                        }
+                    }
+                    if stopping {
+                        // The other relays reclaim what is left once this one is gone.
+                        return;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RECONNECT_MOST);
+                }
             }
         }
     }
@@ -315,71 +431,6 @@ impl Fleet {
                 }
                 Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, "reclaiming dead relays failed"),
-            }
-        }
-    }
-
-    /// Writes releases in batches, one statement per batch; a batch that fails is kept and
-    /// tried again, so that no slot is lost to a database hiccup.
-    async fn write_releases(
-        self: Arc<Self>,
-        mut receiver: mpsc::UnboundedReceiver<(String, Release)>,
-        state: Arc<AppState>,
-    ) {
-        let mut pending: HashMap<String, Release> = HashMap::new();
-        let mut received = Vec::with_capacity(256);
-        let mut backoff = RECONNECT_FIRST;
-        let mut stopping = false;
-        loop {
-            if pending.is_empty() {
-                tokio::select! {
-                    biased;
-                    n = receiver.recv_many(&mut received, 1024) => if n == 0 { stopping = true },
-                    _ = self.stop.notified(), if !stopping => stopping = true,
-                }
-            }
-            while let Ok(next) = receiver.try_recv() {
-                received.push(next);
-            }
-            for (token_id, r) in received.drain(..) {
-                let sum = pending.entry(token_id).or_default();
-                sum.calls += r.calls;
-                sum.reserved += r.reserved;
-                sum.charged += r.charged;
-            }
-            if pending.is_empty() {
-                if stopping {
-                    return;
-                }
-                continue;
-            }
-            let batch: Vec<(String, Release)> = pending
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            state.metrics.fleet.round_trips.inc();
-            match self.store.fleet_release(&self.relay.id, &batch).await {
-                Ok(()) => {
-                    pending.clear();
-                    backoff = RECONNECT_FIRST;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, tokens = batch.len(), "could not give back calls in flight; trying again");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(RECONNECT_MOST);
-                    if stopping {
-                        // One more try after the pause, then the others reclaim the rest.
-                        if self
-                            .store
-                            .fleet_release(&self.relay.id, &batch)
-                            .await
-                            .is_ok()
-                        {
-                            pending.clear();
-                        }
-                        return;
-                    }
-                }
             }
         }
     }
@@ -461,6 +512,24 @@ impl Fleet {
     }
 }
 
+/// The refusal a call gets for the limit that refused it.
+fn refused(refusal: FleetRefusal) -> ApiError {
+    match refusal {
+        FleetRefusal::Missing => ApiError::InvalidToken,
+        FleetRefusal::Revoked => ApiError::TokenRevoked,
+        FleetRefusal::Expired => ApiError::TokenExpired,
+        FleetRefusal::Exhausted => ApiError::CallsExhausted,
+        FleetRefusal::Concurrency => ApiError::TooManyConcurrentRequests,
+        FleetRefusal::Budget => ApiError::TokenBudgetExhausted,
+        FleetRefusal::Rate { wait_us } => ApiError::RateLimited {
+            retry_after_secs: u64::try_from(wait_us)
+                .unwrap_or(1)
+                .div_ceil(1_000_000)
+                .max(1),
+        },
+    }
+}
+
 /// Reads the key ring again, from this relay's own keys directory.
 fn reload_keys(state: &AppState) {
     let Some(dir) = state.config.keys_dir.as_ref() else {
@@ -534,7 +603,7 @@ async fn connect_listener(url: &str) -> Result<sqlx::postgres::PgListener, sqlx:
 
 /// What a token's rate limit leaves, from how far ahead of now its time is.
 fn rate_left((rpm, ahead_us): (u32, i64)) -> RateLeft {
-    let interval = 60_000_000 / i64::from(rpm.max(1));
+    let interval = crate::store::rate_interval_us(i32::try_from(rpm).unwrap_or(i32::MAX));
     let room = interval * i64::from(rpm) - ahead_us.max(0);
     RateLeft {
         limit: rpm,
@@ -581,5 +650,12 @@ mod tests {
         assert_eq!(rate_left((30, 60_000_000)).reset_secs, 60);
         // Half a request's time later, still none.
         assert_eq!(rate_left((30, 59_000_000)).remaining, 0);
+        // A rate past a request a microsecond: no division by zero, the bucket its size.
+        let huge = rate_left((100_000_000, 1));
+        assert_eq!(
+            (huge.limit, huge.remaining, huge.reset_secs),
+            (100_000_000, 99_999_999, 1)
+        );
+        assert_eq!(rate_left((u32::MAX, 1)).reset_secs, 1);
     }
 }

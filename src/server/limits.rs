@@ -52,8 +52,10 @@ impl Permit {
 
     /// Gives back the call's hold on the fleet's limits now, charging `tokens`; `None`
     /// without one (see [`super::fleet::Lease::release`]).
-    pub fn release_now(&mut self, tokens: Option<i64>) -> Option<tokio::task::JoinHandle<()>> {
-        self.lease.as_mut().map(|lease| lease.release(tokens))
+    pub fn release_now(&mut self, tokens: Option<i64>) -> Option<super::fleet::Released> {
+        self.lease
+            .as_mut()
+            .map(|lease| Box::pin(lease.release(tokens)) as super::fleet::Released)
     }
 }
 

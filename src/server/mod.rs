@@ -129,15 +129,16 @@ impl AppState {
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
             .build()?;
+        let metrics = Arc::new(Metrics::default());
         Ok(Self {
             tokens: TokenCache::new(Arc::new(ring), store.clone()),
             counter: Arc::new(CallCounter::new(store.clone())),
             limiter: Limiter::default(),
             fleet: store
                 .is_postgres()
-                .then(|| fleet::Fleet::new(store.clone())),
+                .then(|| fleet::Fleet::new(store.clone(), metrics.clone())),
             usage: UsageSink::start(store.clone(), config.usage_queue),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             body_memory: Arc::new(tokio::sync::Semaphore::new(
                 usize::try_from(config.max_body_memory / 1024)
                     .unwrap_or(usize::MAX)

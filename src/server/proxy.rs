@@ -253,7 +253,7 @@ async fn admit(state: &AppState, incoming: &Incoming) -> Result<Call, Refusal> {
 pub(super) async fn count(state: &AppState, call: &mut Call) -> Result<(), Refusal> {
     match &state.fleet {
         Some(fleet) if super::fleet::Fleet::governs(&call.record) => {
-            let (lease, rate) = Box::pin(fleet.admit(state, &call.record, call.reserve))
+            let (lease, rate) = Box::pin(fleet.admit(&call.record, call.reserve))
                 .await
                 .map_err(|e| call.refuse(e))?;
             call.permit.lease = lease;

@@ -1,5 +1,6 @@
 //! Limits held for a fleet of relays on one PostgreSQL: the statements behind
-//! `server::fleet`. Each is one round trip; time is the database's clock, so a relay whose
+//! `server::fleet`. Each is one round trip, and each takes the token's row before its
+//! lease's, so that none deadlocks with another; time is the database's clock, so a relay whose
 //! clock is off still limits correctly.
 
 use chrono::{DateTime, Utc};
@@ -12,57 +13,11 @@ use super::{Store, StoreError};
 /// given back.
 pub const RELAY_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Counts a call and takes what its limits need, in one statement: the call (as
-/// `consume_statement` does), a slot of the token's concurrency, its reservation of output
-/// tokens for the budget, and a request of its rate. The rate limit is GCRA: one time per
-/// token (`rate_tat`, microseconds), advanced by `60 s / rpm` per request, and a request
-/// is admitted while that time is at most `rpm` intervals ahead of now — a bucket of `rpm`
-/// refilled at `rpm` a minute, as one relay applies it. A call that holds a slot or a
-/// reservation is also written to this relay's lease, so that it can be given back when
-/// the relay dies.
-///
-/// $1 token id, $2 relay id, $3 output tokens reserved, $4 whether the call takes a lease.
-const ADMIT: &str = r#"
-WITH clock AS (
-  SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now_us
-), admitted AS (
-  UPDATE tokens t SET
-    used_calls = t.used_calls + 1,
-    last_used_at = now(),
-    in_flight = t.in_flight + CASE WHEN $4 THEN 1 ELSE 0 END,
-    reserved_tokens = t.reserved_tokens + $3,
-    rate_tat = CASE WHEN t.rpm IS NULL THEN t.rate_tat
-      ELSE GREATEST(COALESCE(t.rate_tat, 0), clock.now_us) + 60000000 / t.rpm END
-  FROM clock
-  WHERE t.id = $1 AND t.revoked_at IS NULL
-    AND (t.expires_at IS NULL OR t.expires_at > now())
-    AND (t.max_calls IS NULL OR t.used_calls < t.max_calls)
-    AND (t.concurrency IS NULL OR t.in_flight < t.concurrency)
-    AND (t.max_total_tokens IS NULL
-      OR t.used_tokens + t.reserved_tokens + GREATEST($3, 1) <= t.max_total_tokens)
-    AND (t.rpm IS NULL OR GREATEST(COALESCE(t.rate_tat, 0), clock.now_us) + 60000000 / t.rpm
-      - clock.now_us <= (60000000 / t.rpm) * t.rpm)
-  RETURNING t.id, t.rpm, t.rate_tat, clock.now_us
-), lease AS (
-  INSERT INTO relay_leases (relay_id, token_id, calls, reserved_tokens)
-  SELECT $2, id, 1, $3 FROM admitted WHERE $4
-  ON CONFLICT (relay_id, token_id) DO UPDATE SET
-    calls = relay_leases.calls + 1,
-    reserved_tokens = relay_leases.reserved_tokens + EXCLUDED.reserved_tokens
-)
-SELECT rpm, rate_tat, now_us FROM admitted
-"#;
-
-/// Why [`ADMIT`] refused, read after it did (only on a refusal).
-const WHY_REFUSED: &str = r#"
-SELECT revoked_at IS NOT NULL AS revoked,
-  expires_at IS NOT NULL AND expires_at <= now() AS expired,
-  max_calls IS NOT NULL AND used_calls >= max_calls AS exhausted,
-  concurrency IS NOT NULL AND in_flight >= concurrency AS busy,
-  max_total_tokens IS NOT NULL AND used_tokens + reserved_tokens + GREATEST($2, 1) > max_total_tokens AS spent,
-  rpm, rate_tat, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now_us
-FROM tokens WHERE id = $1
-"#;
+/// Counts up to $3 calls of token $1 and takes what their limits need, for relay $2: the
+/// migration's `relayapi_admit` (one round trip; the rule is written there, once). $4
+/// output tokens reserved per call, $5 whether the calls take a lease.
+const ADMIT: &str =
+    "SELECT admitted, refusal, rpm, ahead_us, wait_us FROM relayapi_admit($1, $2, $3, $4, $5)";
 
 /// Gives back the slots and reservations of calls that ended, and charges their tokens to
 /// the budget in the same statement, so that a reservation never disappears before the
@@ -72,7 +27,7 @@ FROM tokens WHERE id = $1
 /// token id.
 ///
 /// Locks are taken in the order [`ADMIT`] takes them, the token's row before its lease,
-/// or the two would deadlock: the primary `UPDATE` runs first, and the lease's `UPDATE`,
+/// or the two would deadlock (they did, in a first version): the primary `UPDATE` runs first, and the lease's `UPDATE`,
 /// which it does not read, after it (PostgreSQL runs such a sub-statement to completion
 /// once the primary query is done).
 const RELEASE: &str = r#"
@@ -129,16 +84,23 @@ WHERE last_seen >= now() - make_interval(secs => $1)
 ORDER BY started_at, id
 "#;
 
-/// How often a refusal that nothing explains is tried again.
-const ADMIT_TRIES: usize = 3;
+/// The time one request of a rate takes from its bucket, in microseconds, as [`ADMIT`]
+/// computes it: never zero, however high the rate (past 60 million a minute the bucket
+/// is as large as the rate, refilled once a microsecond).
+pub fn rate_interval_us(rpm: i32) -> i64 {
+    (60_000_000 / i64::from(rpm.max(1))).max(1)
+}
 
 /// The outcome of [`Store::fleet_admit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FleetAdmission {
-    /// Counted. With a rate limit: the rpm, and how far ahead of now its time now is (µs).
+    /// This many of the calls asked for were counted (at least one). With a rate limit:
+    /// the rpm, and how far ahead of now its time is after them (µs).
     Admitted {
+        calls: i32,
         rate: Option<(u32, i64)>,
     },
+    /// None was: the limit in the way.
     Refused(FleetRefusal),
 }
 
@@ -150,8 +112,6 @@ pub enum FleetRefusal {
     Exhausted,
     Concurrency,
     Budget,
-    /// Refused, but each time by a limit that was no longer in the way when asked why.
-    Contended,
     /// Over its rate: microseconds until the next request would be admitted.
     Rate {
         wait_us: i64,
@@ -188,89 +148,57 @@ impl Store {
         self.db.get_database_backend() == DbBackend::Postgres
     }
 
-    /// Counts one call of a token with limits for the fleet; see [`ADMIT`].
+    /// Counts up to `calls` calls of a token with limits for the fleet; see [`ADMIT`].
     pub async fn fleet_admit(
         &self,
         token_id: &str,
         relay_id: &str,
+        calls: i32,
         reserve: i64,
         lease: bool,
     ) -> Result<FleetAdmission, StoreError> {
         let values = vec![
             token_id.into(),
             relay_id.into(),
+            calls.into(),
             reserve.into(),
             lease.into(),
         ];
-        // A refusal is explained by a second read; when that finds nothing in the way (a
-        // call ended in between), the call is tried again.
-        for _ in 0..ADMIT_TRIES {
-            if let Some(row) = self
-                .writer
-                .query_one_raw(statement(ADMIT, values.clone()))
-                .await?
-            {
-                let rpm: Option<i32> = row.try_get("", "rpm")?;
-                let rate = match rpm {
-                    Some(rpm) => {
-                        let tat: i64 = row.try_get("", "rate_tat")?;
-                        let now: i64 = row.try_get("", "now_us")?;
-                        Some((u32::try_from(rpm).unwrap_or(1).max(1), tat - now))
-                    }
-                    None => None,
-                };
-                return Ok(FleetAdmission::Admitted { rate });
-            }
-            if let Some(refusal) = self.why_refused(token_id, reserve).await? {
-                return Ok(FleetAdmission::Refused(refusal));
-            }
-        }
-        // Refused each time by a limit that had moved on when asked why: slots and
-        // reservations coming and going as fast as they are taken.
-        Ok(FleetAdmission::Refused(FleetRefusal::Contended))
-    }
-
-    async fn why_refused(
-        &self,
-        token_id: &str,
-        reserve: i64,
-    ) -> Result<Option<FleetRefusal>, StoreError> {
-        let values = vec![token_id.into(), reserve.into()];
-        let Some(row) = self
+        let row = self
             .writer
-            .query_one_raw(statement(WHY_REFUSED, values))
+            .query_one_raw(statement(ADMIT, values))
             .await?
-        else {
-            return Ok(Some(FleetRefusal::Missing));
-        };
-        let flag = |name: &str| row.try_get::<bool>("", name);
-        let refusal = if flag("revoked")? {
-            FleetRefusal::Revoked
-        } else if flag("expired")? {
-            FleetRefusal::Expired
-        } else if flag("exhausted")? {
-            FleetRefusal::Exhausted
-        } else if flag("busy")? {
-            FleetRefusal::Concurrency
-        } else if flag("spent")? {
-            FleetRefusal::Budget
-        } else {
-            let rpm: Option<i32> = row.try_get("", "rpm")?;
-            let tat: Option<i64> = row.try_get("", "rate_tat")?;
-            let now: i64 = row.try_get("", "now_us")?;
-            match (rpm, tat) {
-                (Some(rpm), Some(tat)) if rpm > 0 => {
-                    let interval = 60_000_000 / i64::from(rpm);
-                    let wait_us = tat.max(now) + interval - now - interval * i64::from(rpm);
-                    if wait_us <= 0 {
-                        return Ok(None);
-                    }
-                    FleetRefusal::Rate { wait_us }
+            .ok_or_else(|| StoreError::Corrupt("relayapi_admit returned no row".into()))?;
+        let admitted: i32 = row.try_get("", "admitted")?;
+        let rpm: Option<i32> = row.try_get("", "rpm")?;
+        let rpm = rpm.map(|rpm| u32::try_from(rpm).unwrap_or(1).max(1));
+        if admitted > 0 {
+            let ahead: Option<i64> = row.try_get("", "ahead_us")?;
+            return Ok(FleetAdmission::Admitted {
+                calls: admitted,
+                rate: rpm.zip(ahead),
+            });
+        }
+        let refusal: Option<String> = row.try_get("", "refusal")?;
+        Ok(FleetAdmission::Refused(match refusal.as_deref() {
+            Some("missing") => FleetRefusal::Missing,
+            Some("revoked") => FleetRefusal::Revoked,
+            Some("expired") => FleetRefusal::Expired,
+            Some("exhausted") => FleetRefusal::Exhausted,
+            Some("concurrency") => FleetRefusal::Concurrency,
+            Some("budget") => FleetRefusal::Budget,
+            Some("rate") => {
+                let wait: Option<i64> = row.try_get("", "wait_us")?;
+                FleetRefusal::Rate {
+                    wait_us: wait.unwrap_or(1).max(1),
                 }
-                _ => return Ok(None),
             }
-        };
-        Ok(Some(refusal))
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "relayapi_admit refused with {other:?}"
+                )));
+            }
+        }))
     }
 
     /// Gives back what calls that ended held, token by token; see [`RELEASE`].

@@ -15,7 +15,7 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 use sea_orm::{Statement, TransactionTrait};
 
-pub use fleet::{FleetAdmission, FleetRefusal, RELAY_TTL, RelayInfo, Release};
+pub use fleet::{FleetAdmission, FleetRefusal, RELAY_TTL, RelayInfo, Release, rate_interval_us};
 pub use inline::InlineCountStats;
 pub use issuers::unused_fingerprint;
 pub use tokens::{Consume, NewToken, TokenRecord, TokenStatus, TokenUpdate};
