@@ -27,13 +27,27 @@ static ONE_FLEET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 impl Fleet {
     /// `n` relays on a fresh PostgreSQL database, or `None` when PostgreSQL is not set up.
     async fn start(n: usize) -> Option<Self> {
+        Self::start_with(n, |_| Vec::new()).await
+    }
+
+    /// [`start`](Self::start), with more environment variables for relay `i`.
+    async fn start_with(
+        n: usize,
+        vars: impl Fn(usize) -> Vec<(&'static str, String)>,
+    ) -> Option<Self> {
         let env = TestEnv::postgres()?;
         let alone = ONE_FLEET.lock().await;
         std::fs::create_dir_all(env.data_dir()).unwrap();
         let mock = MockUpstream::start().await;
         let relays = tokio::task::block_in_place(|| {
             (0..n)
-                .map(|_| {
+                .map(|i| {
+                    let extra = vars(i);
+                    let mut env_vars: Vec<(&str, &str)> = vec![
+                        ("FLEET_ADMIN", ADMIN),
+                        ("RELAYAPI_LOG", "warn,relayapi::server::fleet=info"),
+                    ];
+                    env_vars.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
                     ServeProcess::spawn_with(
                         &env,
                         &[
@@ -43,10 +57,7 @@ impl Fleet {
                             "--database-connections",
                             "8",
                         ],
-                        &[
-                            ("FLEET_ADMIN", ADMIN),
-                            ("RELAYAPI_LOG", "warn,relayapi::server::fleet=info"),
-                        ],
+                        &env_vars,
                     )
                 })
                 .collect()
@@ -210,6 +221,58 @@ async fn rpm_holds_for_the_fleet_as_one_relay_would_hold_it() {
     assert!(
         answers[&(429, "rate_limited".to_string())] > 0,
         "{answers:?}"
+    );
+}
+
+/// libfaketime, which sets a process's clock off (Debian's `libfaketime`; `.ci/run`
+/// installs it).
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+/// Two relays whose clocks are 40 s apart (one 20 s behind, one 20 s ahead) hold a rate
+/// exactly as one relay would: the rate runs on the database's clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rpm_holds_when_the_relays_clocks_disagree() {
+    if !std::path::Path::new(FAKETIME).exists() {
+        eprintln!("clock test skipped: {FAKETIME} is missing (apt-get install libfaketime)");
+        return;
+    }
+    let Some(fleet) = Fleet::start_with(2, |i| {
+        vec![
+            ("LD_PRELOAD", FAKETIME.to_string()),
+            ("FAKETIME", if i == 0 { "-20s" } else { "+20s" }.to_string()),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
+        ]
+    })
+    .await
+    else {
+        return;
+    };
+    let (_, token) = fleet.issue(json!({"rpm": 30})).await;
+    let urls = fleet.urls();
+    let client = client();
+    // The clocks really disagree: each relay's `Date` header is its own clock.
+    let mut dates = Vec::new();
+    for url in &urls {
+        let r = client.get(format!("{url}/healthz")).send().await.unwrap();
+        let date = r.headers()["date"].to_str().unwrap().to_string();
+        dates.push(chrono::DateTime::parse_from_rfc2822(&date).unwrap());
+    }
+    let apart = (dates[1] - dates[0]).num_seconds();
+    assert!((35..=45).contains(&apart), "clocks {apart} s apart");
+    let began = Instant::now();
+    let mut answers: HashMap<(u16, String), usize> = HashMap::new();
+    let mut i = 0;
+    while began.elapsed() < Duration::from_millis(3_000) {
+        let answer = call(&client, &urls[i % 2], &token, "m").await;
+        *answers.entry(answer).or_insert(0) += 1;
+        i += 1;
+    }
+    let elapsed = began.elapsed().as_secs_f64();
+    let admitted = fleet.mock.count() as i64;
+    let expected = 30 + (elapsed / 2.0).floor() as i64;
+    assert!(
+        (admitted - expected).abs() <= 1,
+        "admitted {admitted} in {elapsed:.2} s, one relay would admit {expected}: {answers:?}"
     );
 }
 
