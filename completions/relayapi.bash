@@ -795,7 +795,7 @@ _relayapi() {
             return 0
             ;;
         relayapi__subcmd__keygen)
-            opts="-h --rotate --list --json --data-dir --database-url --database-connections --config --help"
+            opts="-h --rotate --list --announce --json --data-dir --database-url --database-connections --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -44,6 +44,7 @@ set edit:completion:arg-completer[relayapi] = {|@words|
             cand --config 'TOML file with the same settings [default: ./relayapi.toml when present]'
             cand --rotate 'Make a new active key; older keys stay so that their tokens still open'
             cand --list 'List the key ring (kid, created, active) instead of creating a key'
+            cand --announce 'Only tell the relays on this PostgreSQL database to read their key rings again (after a rotated ring was copied to their hosts); --rotate does it too'
             cand --json 'Print JSON'
             cand -h 'Print help'
             cand --help 'Print help'

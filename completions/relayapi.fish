@@ -46,6 +46,7 @@ complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -l database-co
 complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -l config -d 'TOML file with the same settings [default: ./relayapi.toml when present]' -r -F
 complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -l rotate -d 'Make a new active key; older keys stay so that their tokens still open'
 complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -l list -d 'List the key ring (kid, created, active) instead of creating a key'
+complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -l announce -d 'Only tell the relays on this PostgreSQL database to read their key rings again (after a rotated ring was copied to their hosts); --rotate does it too'
 complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -l json -d 'Print JSON'
 complete -c relayapi -n "__fish_relayapi_using_subcommand keygen" -s h -l help -d 'Print help'
 complete -c relayapi -n "__fish_relayapi_using_subcommand token; and not __fish_seen_subcommand_from issue list show update revoke help" -l data-dir -d 'Folder for the key ring and the default SQLite database [default: the platform\'s data directory for relayapi]' -r -f -a "(__fish_complete_directories)"

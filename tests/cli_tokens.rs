@@ -629,3 +629,39 @@ fn providers_lists_the_registry() {
     }
     assert_eq!(rows.len(), v.as_array().unwrap().len());
 }
+
+/// On SQLite there is no fleet: `relays` says so on stderr and lists nothing, in either
+/// form; a pool size of zero is refused.
+#[test]
+fn relays_on_sqlite_are_an_empty_list_and_a_reason() {
+    let env = TestEnv::sqlite();
+    let out = env.cmd().args(["relays", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&out), serde_json::json!([]));
+    assert!(stderr(&out).contains("PostgreSQL only"), "{}", stderr(&out));
+    let out = env.cmd().arg("relays").output().unwrap();
+    let (header, rows) = parse_table(&stdout(&out));
+    assert_eq!(
+        header,
+        [
+            "id",
+            "address",
+            "version",
+            "started",
+            "last seen",
+            "calls in flight"
+        ]
+    );
+    assert!(rows.is_empty());
+    let out = env
+        .cmd()
+        .args(["relays", "--database-connections", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--database-connections"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -666,3 +666,40 @@ async fn connections_cut_mid_load_cost_refusals_never_an_extra_call() {
     let used = crate::common::used_calls(&fleet.env, &id).await;
     assert_eq!(used as usize, fleet.mock.count());
 }
+
+/// A key rotation is announced: every relay reads its key ring again, and a token sealed
+/// with the new key opens everywhere at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_rotation_reaches_every_relay() {
+    let Some(fleet) = Fleet::start(2).await else {
+        return;
+    };
+    let out = crate::common::cli_async(&fleet.env, &["keygen", "--rotate"]).await;
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    assert!(crate::common::stderr(&out).contains("announced the rotation"));
+    let upstream = ["--upstream", fleet.mock.url.as_str()];
+    let (_, token) = crate::common::issue_async(&fleet.env, TEST_KEY, &upstream).await;
+    let client = client();
+    for url in &fleet.urls() {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            let (status, code) = call(&client, url, &token, "m").await;
+            if status == 200 {
+                break;
+            }
+            assert_eq!(code, "invalid_token");
+            assert!(Instant::now() < deadline, "{url} never read the new key");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    for relay in &fleet.relays {
+        relay.line_containing("key ring read again after a rotation");
+    }
+    // Announcing alone works too; on SQLite it is a clear error.
+    let out = crate::common::cli_async(&fleet.env, &["keygen", "--announce"]).await;
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    let sqlite = TestEnv::sqlite();
+    let out = crate::common::cli_async(&sqlite, &["keygen", "--announce"]).await;
+    assert!(!out.status.success());
+    assert!(crate::common::stderr(&out).contains("SQLite"));
+}

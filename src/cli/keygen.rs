@@ -13,6 +13,10 @@ pub struct KeygenCmd {
     /// List the key ring (kid, created, active) instead of creating a key
     #[arg(long)]
     list: bool,
+    /// Only tell the relays on this PostgreSQL database to read their key rings again
+    /// (after a rotated ring was copied to their hosts); --rotate does it too
+    #[arg(long, conflicts_with_all = ["list", "rotate"])]
+    announce: bool,
     /// Print JSON
     #[arg(long)]
     json: bool,
@@ -27,6 +31,17 @@ struct KeyRow<'a> {
 
 impl KeygenCmd {
     pub async fn run(&self, ctx: &Context) -> anyhow::Result<()> {
+        if self.announce {
+            anyhow::ensure!(
+                !ctx.settings.uses_sqlite(),
+                "--announce tells relays sharing a PostgreSQL database; this one is SQLite, \
+                 whose relays read the key ring when they start"
+            );
+            let store = ctx.store().await?;
+            crate::server::fleet::announce_rotation(&store).await?;
+            eprintln!("told the relays on this database to read their key rings again");
+            return Ok(());
+        }
         if self.list {
             let ring = KeyRing::load(&ctx.keyring_dir())?;
             let keys = ring.list();
