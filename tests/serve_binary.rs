@@ -88,6 +88,7 @@ async fn metrics_on_their_own_listener() {
     // The binary counts on the request's thread when nothing is in the way.
     assert!(text.contains("relayapi_call_counts_inline 1\n"), "{text}");
     assert!(text.contains("relayapi_call_counts_deferred 0\n"), "{text}");
+    assert!(text.contains("relayapi_call_count_commits 1\n"), "{text}");
     // Not on the main listener.
     let r = http()
         .get(format!("{}/metrics", serve.url))

@@ -61,6 +61,7 @@ pub struct Metrics {
     usage_dropped: Gauge,
     counts_inline: Gauge,
     counts_deferred: Gauge,
+    count_commits: Gauge,
     pub fleet: FleetMetrics,
 }
 
@@ -94,6 +95,7 @@ impl Default for Metrics {
         let usage_dropped = Gauge::default();
         let counts_inline = Gauge::default();
         let counts_deferred = Gauge::default();
+        let count_commits = Gauge::default();
         let fleet = FleetMetrics {
             round_trips: Counter::default(),
             lease_reclaims: Counter::default(),
@@ -192,6 +194,12 @@ impl Default for Metrics {
             "SQLite: calls whose count had to wait for the database, off the request's thread",
             counts_deferred.clone(),
         );
+        registry.register(
+            "call_count_commits",
+            "SQLite: commits that counted calls on a request's thread (calls of one turn of \
+             the runtime share one)",
+            count_commits.clone(),
+        );
         Self {
             registry,
             requests,
@@ -207,6 +215,7 @@ impl Default for Metrics {
             usage_dropped,
             counts_inline,
             counts_deferred,
+            count_commits,
             fleet,
         }
     }
@@ -233,6 +242,7 @@ impl Metrics {
         if let Some(counts) = counts {
             self.counts_inline.set(counts.inline as i64);
             self.counts_deferred.set(counts.deferred as i64);
+            self.count_commits.set(counts.commits as i64);
         }
         let mut out = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)

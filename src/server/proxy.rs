@@ -259,9 +259,13 @@ pub(super) async fn count(state: &AppState, call: &mut Call) -> Result<(), Refus
             call.permit.lease = lease;
             call.permit.rate = rate.or(call.permit.rate);
         }
-        _ => Box::pin(state.counter.consume(&call.record))
-            .await
-            .map_err(|e| call.refuse(e))?,
+        _ => Box::pin(
+            state
+                .counter
+                .consume(&call.record, state.limiter.in_flight() > 1),
+        )
+        .await
+        .map_err(|e| call.refuse(e))?,
     }
     call.resolved.add_counted_call();
     Ok(())

@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params_from_iter};
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params_from_iter,
+};
 use sea_orm::sea_query::{SqliteQueryBuilder, Value, Values};
 
 use super::{Consume, StoreError, tokens};
@@ -28,13 +30,15 @@ pub(super) struct InlineCounts {
     conn: Mutex<Connection>,
     counted_inline: AtomicU64,
     counted_deferred: AtomicU64,
+    commits: AtomicU64,
 }
 
-/// How many calls were counted inline, and how many were left to the asynchronous path
-/// (given-back calls are not included).
+/// How many calls were counted inline, in how many commits, and how many were left to the
+/// asynchronous path (given-back calls are not included).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct InlineCountStats {
     pub inline: u64,
+    pub commits: u64,
     pub deferred: u64,
 }
 
@@ -57,35 +61,35 @@ impl InlineCounts {
             conn: Mutex::new(conn),
             counted_inline: AtomicU64::new(0),
             counted_deferred: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
         })
     }
 
-    /// Counts one call if the token is not revoked and has calls left (the same rule as
-    /// `Store::try_consume`), or answers `None` if that cannot be done without waiting.
-    pub(super) fn try_consume(&self, id: &str) -> Option<Result<Consume, StoreError>> {
+    /// Counts calls (one token id each, in order) in one transaction, each by the same rule
+    /// as `Store::try_consume` (not revoked, a call left), and answers each call's outcome;
+    /// or answers `None` if that cannot be done without waiting. One commit for many calls:
+    /// SQLite's file locks and WAL write are paid once.
+    pub(super) fn try_consume(&self, ids: &[&str]) -> Option<Result<Vec<Consume>, StoreError>> {
         let outcome = self.attempt(|conn| {
-            if run(
-                conn,
-                tokens::consume_statement(id, Utc::now()).build(SqliteQueryBuilder),
-            )? == 1
-            {
-                return Ok(Consume::Counted);
+            if let [id] = ids {
+                // One call: its statement commits on its own.
+                return Ok(vec![consume_one(conn, id)?]);
             }
-            let (sql, values) = tokens::revoked_statement(id).build(SqliteQueryBuilder);
-            let revoked: Option<bool> = conn
-                .prepare_cached(&sql)?
-                .query_row(params_from_iter(values.0.into_iter().map(bind)), |row| {
-                    row.get::<_, Option<String>>(0).map(|at| at.is_some())
-                })
-                .optional()?;
-            Ok(tokens::refusal(revoked))
+            let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let outcomes = ids
+                .iter()
+                .map(|id| consume_one(&txn, id))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            txn.commit()?;
+            Ok(outcomes)
         });
         let tally = if outcome.is_some() {
+            self.commits.fetch_add(1, Ordering::Relaxed);
             &self.counted_inline
         } else {
             &self.counted_deferred
         };
-        tally.fetch_add(1, Ordering::Relaxed);
+        tally.fetch_add(ids.len() as u64, Ordering::Relaxed);
         outcome
     }
 
@@ -102,28 +106,48 @@ impl InlineCounts {
     pub(super) fn stats(&self) -> InlineCountStats {
         InlineCountStats {
             inline: self.counted_inline.load(Ordering::Relaxed),
+            commits: self.commits.load(Ordering::Relaxed),
             deferred: self.counted_deferred.load(Ordering::Relaxed),
         }
     }
 
     fn attempt<R>(
         &self,
-        statement: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+        statement: impl FnOnce(&mut Connection) -> rusqlite::Result<R>,
     ) -> Option<Result<R, StoreError>> {
-        let conn = match self.conn.try_lock() {
+        let mut conn = match self.conn.try_lock() {
             Ok(conn) => conn,
             // A panic while the connection was held: SQLite itself is consistent (the
             // statement committed or not), so the connection can still be used.
             Err(std::sync::TryLockError::Poisoned(conn)) => conn.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return None,
         };
-        // Each statement commits on its own (autocommit): a busy answer rolled it back.
-        match statement(&conn) {
+        // A busy answer rolled the statement (or the transaction) back.
+        match statement(&mut conn) {
             Err(e) if is_busy(&e) => None,
             Err(e) => Some(Err(unavailable(e))),
             Ok(r) => Some(Ok(r)),
         }
     }
+}
+
+/// Counts one call, or says why not.
+fn consume_one(conn: &Connection, id: &str) -> rusqlite::Result<Consume> {
+    if run(
+        conn,
+        tokens::consume_statement(id, Utc::now()).build(SqliteQueryBuilder),
+    )? == 1
+    {
+        return Ok(Consume::Counted);
+    }
+    let (sql, values) = tokens::revoked_statement(id).build(SqliteQueryBuilder);
+    let revoked: Option<bool> = conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(values.0.into_iter().map(bind)), |row| {
+            row.get::<_, Option<String>>(0).map(|at| at.is_some())
+        })
+        .optional()?;
+    Ok(tokens::refusal(revoked))
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {

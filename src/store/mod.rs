@@ -290,10 +290,11 @@ const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 const CHECKPOINT_BUSY_TIMEOUT: Duration = Duration::from_millis(200);
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn new_token(max_calls: Option<i64>) -> tokens::NewToken {
+    /// A token of OpenAI's with only a call limit, for tests of the counting rule.
+    pub(crate) fn new_token(max_calls: Option<i64>) -> tokens::NewToken {
         let id = crate::token::TokenId::random().to_string();
         tokens::NewToken {
             fingerprint: format!("fp-{id}"),
@@ -365,7 +366,7 @@ mod tests {
                     store.revoke(&t.id).await.unwrap();
                 }
                 let outcome = if inline_path {
-                    inline.try_consume(&t.id).expect("not busy").unwrap()
+                    inline.try_consume(&[&t.id]).expect("not busy").unwrap()[0]
                 } else {
                     store.try_consume(&t.id).await.unwrap()
                 };
@@ -388,8 +389,8 @@ mod tests {
         }
         let missing = "0".repeat(32);
         assert_eq!(
-            inline.try_consume(&missing).unwrap().unwrap(),
-            Consume::Missing
+            inline.try_consume(&[&missing]).unwrap().unwrap(),
+            [Consume::Missing]
         );
         assert_eq!(store.try_consume(&missing).await.unwrap(), Consume::Missing);
         // A give-back never goes below zero, on either path.
@@ -397,6 +398,58 @@ mod tests {
         inline.give_back(&t.id).unwrap().unwrap();
         store.give_back(&t.id).await.unwrap();
         assert_eq!(store.get_token(&t.id).await.unwrap().used_calls, 0);
+    }
+
+    /// Several calls counted inline in one transaction: each is decided by the count rule in
+    /// order (the second call of a token with one call left is refused), and a transaction
+    /// that cannot take SQLite's write lock counts nothing and answers `None` at once.
+    #[tokio::test]
+    async fn calls_counted_together_are_each_decided_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let store = Store::connect(&url, Migrations::Apply)
+            .await
+            .unwrap()
+            .with_inline_counts()
+            .unwrap();
+        let inline = store.inline.clone().expect("inline counts on a file");
+        let open = store.insert_token(&new_token(None)).await.unwrap();
+        let last = store.insert_token(&new_token(Some(1))).await.unwrap();
+        let revoked = store.insert_token(&new_token(Some(9))).await.unwrap();
+        store.revoke(&revoked.id).await.unwrap();
+        let missing = "0".repeat(32);
+        let ids = [
+            &open.id,
+            &last.id,
+            &open.id,
+            &last.id,
+            &revoked.id,
+            &missing,
+            &open.id,
+        ];
+        let ids: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
+        let outcomes = inline.try_consume(&ids).expect("not busy").unwrap();
+        use Consume::*;
+        assert_eq!(
+            outcomes,
+            [
+                Counted, Counted, Counted, Exhausted, Revoked, Missing, Counted
+            ]
+        );
+        assert_eq!(store.get_token(&open.id).await.unwrap().used_calls, 3);
+        assert_eq!(store.get_token(&last.id).await.unwrap().used_calls, 1);
+        assert_eq!(store.get_token(&revoked.id).await.unwrap().used_calls, 0);
+
+        // Another writer holds SQLite's write lock: nothing is counted, and no wait.
+        let other = rusqlite::Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let began = std::time::Instant::now();
+        assert!(inline.try_consume(&[&open.id, &open.id]).is_none());
+        assert!(began.elapsed() < std::time::Duration::from_millis(500));
+        other.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(store.get_token(&open.id).await.unwrap().used_calls, 3);
+        assert_eq!(inline.stats().deferred, 2);
     }
 
     #[test]

@@ -398,10 +398,16 @@ impl Store {
         active.update(&self.writer).await?.try_into()
     }
 
-    /// [`Store::try_consume`] on the calling thread, if that can be done without waiting
-    /// (SQLite, after [`Store::with_inline_counts`]); `None` otherwise.
-    pub fn try_consume_now(&self, id: &str) -> Option<Result<Consume, StoreError>> {
-        self.inline.as_ref()?.try_consume(id)
+    /// [`Store::try_consume`] for several calls (a token id each) in one transaction, on
+    /// the calling thread, if that can be done without waiting (SQLite, after
+    /// [`Store::with_inline_counts`]); `None` otherwise.
+    pub fn try_consume_now(&self, ids: &[&str]) -> Option<Result<Vec<Consume>, StoreError>> {
+        self.inline.as_ref()?.try_consume(ids)
+    }
+
+    /// Whether [`Store::try_consume_now`] can answer at all.
+    pub fn counts_inline(&self) -> bool {
+        self.inline.is_some()
     }
 
     /// [`Store::give_back`] on the calling thread, if that can be done without waiting.
