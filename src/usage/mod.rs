@@ -9,14 +9,14 @@ pub mod decode;
 pub mod extract;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
 
 use crate::store::{Store, UsageRecord};
 
-/// Records a full batch; writes happen at least this often.
+/// Records in one write at most; while records come in, the queue is written this often.
 pub const BATCH_MAX: usize = 512;
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 pub const QUEUE_CAPACITY: usize = 65_536;
@@ -47,6 +47,11 @@ pub fn estimate(
 
 pub struct UsageSink {
     tx: mpsc::Sender<UsageRecord>,
+    /// Set by the writer while it waits for a first record; the call that finds it set
+    /// wakes the writer. Every other record costs no wake-up: the writer drains the queue
+    /// on its own timer.
+    writer_idle: Arc<AtomicBool>,
+    wake: Arc<Notify>,
     dropped: AtomicU64,
     stop: Arc<Notify>,
     writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -57,9 +62,21 @@ impl UsageSink {
     pub fn start(store: Store, capacity: usize) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(capacity);
         let stop = Arc::new(Notify::new());
-        let writer = tokio::spawn(write_loop(store, rx, stop.clone()));
+        let wake = Arc::new(Notify::new());
+        let writer_idle = Arc::new(AtomicBool::new(false));
+        let writer = tokio::spawn(write_loop(
+            store,
+            rx,
+            Waiting {
+                idle: writer_idle.clone(),
+                wake: wake.clone(),
+                stop: stop.clone(),
+            },
+        ));
         Arc::new(Self {
             tx,
+            writer_idle,
+            wake,
             dropped: AtomicU64::new(0),
             stop,
             writer: std::sync::Mutex::new(Some(writer)),
@@ -73,6 +90,10 @@ impl UsageSink {
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n, "usage queue full: records dropped");
             }
+            return;
+        }
+        if self.writer_idle.swap(false, Ordering::SeqCst) {
+            self.wake.notify_one();
         }
     }
 
@@ -94,42 +115,54 @@ impl UsageSink {
     }
 }
 
-async fn write_loop(store: Store, mut rx: mpsc::Receiver<UsageRecord>, stop: Arc<Notify>) {
+/// How the writer waits: for a first record, or for the stop.
+struct Waiting {
+    idle: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+    stop: Arc<Notify>,
+}
+
+/// Writes what is queued every [`FLUSH_INTERVAL`] while records come in, in batches of up
+/// to [`BATCH_MAX`]; sleeps while none do. The queue is only ever drained with `try_recv`,
+/// which leaves no waker behind: a record queued under load wakes nobody.
+async fn write_loop(store: Store, mut rx: mpsc::Receiver<UsageRecord>, waiting: Waiting) {
     let mut batch = Vec::with_capacity(BATCH_MAX);
-    loop {
+    'serve: loop {
+        // Idle first, then look: a record queued in between finds the flag set and wakes us.
+        waiting.idle.store(true, Ordering::SeqCst);
+        if rx.is_empty() {
+            tokio::select! {
+                biased;
+                _ = waiting.stop.notified() => break 'serve,
+                _ = waiting.wake.notified() => {}
+            }
+        }
+        waiting.idle.store(false, Ordering::SeqCst);
+        // Let records gather for a moment: one write carries all of them.
         tokio::select! {
             biased;
-            _ = stop.notified() => break,
-            received = rx.recv_many(&mut batch, BATCH_MAX) => {
-                if received == 0 {
-                    break;
-                }
-            }
+            _ = waiting.stop.notified() => break 'serve,
+            _ = tokio::time::sleep(FLUSH_INTERVAL) => {}
         }
-        // Let a batch fill for a moment under load, bounded by the flush interval.
-        if batch.len() < BATCH_MAX {
-            let deadline = tokio::time::sleep(FLUSH_INTERVAL);
-            tokio::pin!(deadline);
-            while batch.len() < BATCH_MAX {
-                let room = BATCH_MAX - batch.len();
-                tokio::select! {
-                    _ = &mut deadline => break,
-                    received = rx.recv_many(&mut batch, room) => {
-                        if received == 0 { break; }
-                    }
-                }
-            }
-        }
-        write(&store, &mut batch).await;
-    }
-    // Stopping: drain what is queued.
-    while let Ok(record) = rx.try_recv() {
-        batch.push(record);
-        if batch.len() >= BATCH_MAX {
+        while drain(&mut rx, &mut batch) {
             write(&store, &mut batch).await;
         }
     }
-    write(&store, &mut batch).await;
+    // Stopping: write what is queued.
+    while drain(&mut rx, &mut batch) {
+        write(&store, &mut batch).await;
+    }
+}
+
+/// Moves up to [`BATCH_MAX`] queued records into `batch`; whether it holds any.
+fn drain(rx: &mut mpsc::Receiver<UsageRecord>, batch: &mut Vec<UsageRecord>) -> bool {
+    while batch.len() < BATCH_MAX {
+        match rx.try_recv() {
+            Ok(record) => batch.push(record),
+            Err(_) => break,
+        }
+    }
+    !batch.is_empty()
 }
 
 /// Writes a batch, retrying a few times; a batch that still fails is logged and dropped
@@ -152,4 +185,91 @@ async fn write(store: &Store, batch: &mut Vec<UsageRecord>) {
     }
     tracing::error!(records = batch.len(), "usage records lost after retries");
     batch.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Migrations, UsageFilter, UsageGroup};
+    use std::time::Instant;
+
+    fn record(token_id: &str) -> UsageRecord {
+        UsageRecord {
+            token_id: token_id.to_string(),
+            at: chrono::Utc::now(),
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            model: None,
+            status: 200,
+            latency_ms: 1,
+            ttfb_ms: 1,
+            bytes_in: 1,
+            bytes_out: 1,
+            prompt_tokens: None,
+            completion_tokens: None,
+            total_tokens: None,
+            stream: false,
+            aborted: false,
+            estimated: false,
+            charged: false,
+        }
+    }
+
+    async fn written(store: &Store) -> i64 {
+        let rows = store
+            .usage_report(&UsageFilter::default(), UsageGroup::Token)
+            .await
+            .unwrap();
+        rows.iter().map(|r| r.calls).sum()
+    }
+
+    /// Waits (bounded) until the store holds `n` records; the time it took.
+    async fn until_written(store: &Store, n: i64) -> Duration {
+        let began = Instant::now();
+        while written(store).await < n {
+            assert!(
+                began.elapsed() < Duration::from_secs(5),
+                "{} of {n} records written",
+                written(store).await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        began.elapsed()
+    }
+
+    /// The writer sleeps while nothing is queued; the first record after a pause wakes it,
+    /// and records queued while it gathers or writes are written without the stop.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_are_written_while_serving_without_a_wake_up_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::connect(&url, Migrations::Apply).await.unwrap();
+        let sink = UsageSink::start(store.clone(), 4096);
+        for round in 1..=3i64 {
+            // Idle for longer than a flush, then one record.
+            tokio::time::sleep(FLUSH_INTERVAL * 2).await;
+            sink.record(record("a"));
+            let took = until_written(&store, round).await;
+            assert!(took < FLUSH_INTERVAL * 4, "round {round}: {took:?}");
+        }
+        // A burst from many tasks at once: more than one batch, all written while serving.
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    for _ in 0..200 {
+                        sink.record(record("b"));
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        until_written(&store, 3 + 1600).await;
+        assert_eq!(sink.dropped(), 0);
+        sink.flush_and_stop().await;
+        assert_eq!(written(&store).await, 1603);
+    }
 }
