@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # relayapi benchmark: builds release binaries, starts a mock upstream and the relay (with
 # governance on: every call's token opened, checked, counted and its usage recorded),
-# drives load with oha, and prints one markdown table (also written to bench/results/).
+# drives load with oha, and prints one markdown table (also written to bench/results/),
+# then system calls, context switches and futex wake-ups per request (bench/syscalls.py).
 # When ../shared/bench exists (and PEERS is not 0) its nginx reverse proxy, LiteLLM and
 # Portkey's gateway (JSON scenarios only: its streams fail on this Node) run in the same
 # run, against the same upstream, and the ratios are printed.
@@ -20,4 +21,11 @@ cargo build --release --bin relayapi --example mock_upstream --example bench_see
 if ! command -v oha >/dev/null; then
     cargo install oha --version 1.16.0 --locked
 fi
-exec python3 "$ROOT/bench/bench.py" "$@"
+python3 "$ROOT/bench/bench.py" "$@"
+# System calls, context switches and futex wake-ups per request, beside nginx (perf trace
+# needs root; PORTKEY=1 adds Portkey's gateway).
+if [[ $EUID -eq 0 ]] && command -v perf >/dev/null; then
+    N="${SYSCALL_REQUESTS:-20000}" PORTKEY="${PORTKEY:-1}" python3 "$ROOT/bench/syscalls.py"
+else
+    echo "bench/syscalls.py skipped: it needs root and perf (Debian's linux-perf)"
+fi

@@ -170,10 +170,15 @@ def main():
     work = tempfile.mkdtemp(prefix="relayapi-syscalls-")
     results = {}
     peers = os.path.isdir(bench.SHARED) and bench.PEERS != "0"
+    portkey = False
     try:
         if peers:
             shared = bench.shared_copy(work)
-            services = ["mock", "nginx"] + (["portkey"] if PORTKEY else [])
+            portkey = PORTKEY and os.path.exists(os.path.join(
+                shared, "portkey", "node_modules", "@portkey-ai", "gateway"))
+            if PORTKEY and not portkey:
+                print("Portkey's gateway skipped: not installed (bench/run.sh installs it)")
+            services = ["mock", "nginx"] + (["portkey"] if portkey else [])
             subprocess.run(["bash", "start.sh", *services], cwd=shared, check=True,
                            env={**os.environ, "SERVER_CPUS": bench.SERVER_CPUS})
             pid_of = lambda s: int(open(os.path.join(shared, "run", f"{s}.pid")).read())  # noqa: E731
@@ -198,7 +203,7 @@ def main():
                                        pid_of("nginx"), N)
         results["relay"] = measure("relay", relay_url, token, relay.pid, N)
         results["relay-limited"] = measure("relay-limited", relay_url, limited, relay.pid, N)
-        if peers and PORTKEY:
+        if peers and portkey:
             results["portkey"] = measure(
                 "portkey", "http://127.0.0.1:18084", "sk-real", pid_of("portkey"),
                 max(N // 10, 500), headers=("x-portkey-provider: openai",
@@ -207,7 +212,14 @@ def main():
         bench.stop_all()
         if peers:
             subprocess.run(["bash", "stop.sh"], cwd=os.path.join(work, "shared"))
-    print("\n" + render(results))
+    report = render(results)
+    print("\n" + report)
+    results_dir = os.path.join(bench.ROOT, "bench", "results")
+    os.makedirs(results_dir, exist_ok=True)
+    path = os.path.join(results_dir, time.strftime("%Y%m%d-%H%M%S") + "-syscalls.md")
+    with open(path, "w") as f:
+        f.write(report)
+    print(f"written to {path}")
 
 
 if __name__ == "__main__":
