@@ -241,18 +241,11 @@ impl Drop for Leaving<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Migrations;
-    use crate::store::tests::new_token;
+    use crate::store::tests::{new_token, sqlite_with_inline_counts};
     use futures_util::FutureExt;
 
     async fn counter() -> (tempfile::TempDir, Store, CallCounter) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let store = Store::connect(&url, Migrations::Apply)
-            .await
-            .unwrap()
-            .with_inline_counts()
-            .unwrap();
+        let (dir, store) = sqlite_with_inline_counts().await;
         (dir, store.clone(), CallCounter::new(store))
     }
 

@@ -310,6 +310,18 @@ pub(crate) mod tests {
         }
     }
 
+    /// A store on a fresh SQLite file (`t.db` in the directory) that counts inline.
+    pub(crate) async fn sqlite_with_inline_counts() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::connect(&url, Migrations::Apply)
+            .await
+            .unwrap()
+            .with_inline_counts()
+            .unwrap();
+        (dir, store)
+    }
+
     /// Two updates made from the same reading of a token, each of one limit: the second
     /// leaves the first's limit as the first set it (only what an update changes is
     /// written).
@@ -340,13 +352,7 @@ pub(crate) mod tests {
     /// checks that they also answer alike, and leave the same row, case by case.
     #[tokio::test]
     async fn the_inline_and_the_async_count_agree() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let store = Store::connect(&url, Migrations::Apply)
-            .await
-            .unwrap()
-            .with_inline_counts()
-            .unwrap();
+        let (_dir, store) = sqlite_with_inline_counts().await;
         let inline = store.inline.clone().expect("inline counts on a file");
         // (call limit, calls used, revoked)
         let cases = [
@@ -405,14 +411,8 @@ pub(crate) mod tests {
     /// that cannot take SQLite's write lock counts nothing and answers `None` at once.
     #[tokio::test]
     async fn calls_counted_together_are_each_decided_in_order() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, store) = sqlite_with_inline_counts().await;
         let path = dir.path().join("t.db");
-        let url = format!("sqlite://{}?mode=rwc", path.display());
-        let store = Store::connect(&url, Migrations::Apply)
-            .await
-            .unwrap()
-            .with_inline_counts()
-            .unwrap();
         let inline = store.inline.clone().expect("inline counts on a file");
         let open = store.insert_token(&new_token(None)).await.unwrap();
         let last = store.insert_token(&new_token(Some(1))).await.unwrap();
