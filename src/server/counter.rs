@@ -104,7 +104,10 @@ impl CallCounter {
         }
         if !company {
             // Nobody could join: count at once, without giving the turn away.
-            return single(&self.count_inline(&[Some(id.to_string())]), 0);
+            return self
+                .store
+                .try_consume_now(&[id])
+                .map(|counted| Ok(counted?[0]));
         }
         let (number, index, mut counted) = {
             let mut turn = self.turn.lock().expect("turn lock");

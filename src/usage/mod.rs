@@ -47,13 +47,8 @@ pub fn estimate(
 
 pub struct UsageSink {
     tx: mpsc::Sender<UsageRecord>,
-    /// Set by the writer while it waits for a first record; the call that finds it set
-    /// wakes the writer. Every other record costs no wake-up: the writer drains the queue
-    /// on its own timer.
-    writer_idle: Arc<AtomicBool>,
-    wake: Arc<Notify>,
+    signals: Arc<Signals>,
     dropped: AtomicU64,
-    stop: Arc<Notify>,
     writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -61,24 +56,16 @@ impl UsageSink {
     /// Starts the writer task.
     pub fn start(store: Store, capacity: usize) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(capacity);
-        let stop = Arc::new(Notify::new());
-        let wake = Arc::new(Notify::new());
-        let writer_idle = Arc::new(AtomicBool::new(false));
-        let writer = tokio::spawn(write_loop(
-            store,
-            rx,
-            Waiting {
-                idle: writer_idle.clone(),
-                wake: wake.clone(),
-                stop: stop.clone(),
-            },
-        ));
+        let signals = Arc::new(Signals {
+            idle: AtomicBool::new(false),
+            wake: Notify::new(),
+            stop: Notify::new(),
+        });
+        let writer = tokio::spawn(write_loop(store, rx, signals.clone()));
         Arc::new(Self {
             tx,
-            writer_idle,
-            wake,
+            signals,
             dropped: AtomicU64::new(0),
-            stop,
             writer: std::sync::Mutex::new(Some(writer)),
         })
     }
@@ -92,8 +79,8 @@ impl UsageSink {
             }
             return;
         }
-        if self.writer_idle.swap(false, Ordering::SeqCst) {
-            self.wake.notify_one();
+        if self.signals.idle.swap(false, Ordering::SeqCst) {
+            self.signals.wake.notify_one();
         }
     }
 
@@ -107,7 +94,7 @@ impl UsageSink {
 
     /// Writes everything queued, then stops the writer.
     pub async fn flush_and_stop(&self) {
-        self.stop.notify_one();
+        self.signals.stop.notify_one();
         let writer = self.writer.lock().expect("writer lock").take();
         if let Some(writer) = writer {
             let _ = writer.await;
@@ -115,17 +102,20 @@ impl UsageSink {
     }
 }
 
-/// How the writer waits: for a first record, or for the stop.
-struct Waiting {
-    idle: Arc<AtomicBool>,
-    wake: Arc<Notify>,
-    stop: Arc<Notify>,
+/// What the sink and its writer signal each other.
+struct Signals {
+    /// Set by the writer while it waits for a first record; the call that finds it set
+    /// wakes the writer. Every other record costs no wake-up: the writer drains the queue
+    /// on its own timer.
+    idle: AtomicBool,
+    wake: Notify,
+    stop: Notify,
 }
 
 /// Writes what is queued every [`FLUSH_INTERVAL`] while records come in, in batches of up
 /// to [`BATCH_MAX`]; sleeps while none do. The queue is only ever drained with `try_recv`,
 /// which leaves no waker behind: a record queued under load wakes nobody.
-async fn write_loop(store: Store, mut rx: mpsc::Receiver<UsageRecord>, waiting: Waiting) {
+async fn write_loop(store: Store, mut rx: mpsc::Receiver<UsageRecord>, waiting: Arc<Signals>) {
     let mut batch = Vec::with_capacity(BATCH_MAX);
     'serve: loop {
         // Idle first, then look: a record queued in between finds the flag set and wakes us.
