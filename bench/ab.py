@@ -5,7 +5,8 @@
 
 Each round starts each build afresh (new data directory, key and token), in alternating
 order, and measures c1 p50 (ROUNDS x 1,000 calls), c64 req/s with the server's CPU time per
-request (6 s), and the paced-stream TTFB above the mock's 20 ms pause (c16, 5 s). The
+request (6 s), and the paced-stream TTFB above the mock's 20 ms pause (c16, 5 s); with
+RSS=1 also the peak RSS with bench.py's SLOW_STREAMS (1,000) slow streams at once. The
 upstream is ../shared/bench's nginx mock when it exists (MOCK=own: examples/mock_upstream).
 Every process runs on SERVER_CPUS (default 1) and oha on LOADGEN_CPUS (default 0), as in
 bench.py. Only the two builds' figures within one run are compared: this machine drifts.
@@ -21,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
 PORT = 18091
+RSS = os.environ.get("RSS") == "1"
 
 
 def run_one(binary, upstream, work, label):
@@ -46,8 +48,13 @@ def run_one(binary, upstream, work, label):
         paced = bench.oha(chat, token, {**bench.CHAT, "model": "mock-paced-20-2", "stream": True},
                           16, secs=5)
         failed = c1["failed"] + c64["failed"] + paced["failed"]
-        return {"c1_p50": c1["p50"], "c64_rps": c64["rps"], "cpu_us": cpu,
-                "paced_ttfb": paced["ttfb50"], "failed": failed}
+        result = {"c1_p50": c1["p50"], "c64_rps": c64["rps"], "cpu_us": cpu,
+                  "paced_ttfb": paced["ttfb50"], "failed": failed}
+        if RSS:
+            slow, _, peak = bench.peak_rss(url, token, relay.pid)
+            result["rss_mib"] = peak / 1024
+            result["failed"] += bench.SLOW_STREAMS - slow["ok"]
+        return result
     finally:
         relay.terminate()
         relay.wait(timeout=15)
@@ -81,7 +88,9 @@ def main():
                 results[label].append(res)
                 print(f"round {r + 1} {label}: c1 p50 {res['c1_p50']:.3f} ms, "
                       f"c64 {res['c64_rps']:.0f} req/s {res['cpu_us']:.0f} us/req, "
-                      f"paced TTFB {res['paced_ttfb']:.3f} ms, failed {res['failed']}",
+                      f"paced TTFB {res['paced_ttfb']:.3f} ms, "
+                      f"{'peak RSS %.1f MiB, ' % res['rss_mib'] if RSS else ''}"
+                      f"failed {res['failed']}",
                       flush=True)
     finally:
         bench.stop_all()
@@ -89,13 +98,15 @@ def main():
             bench.subprocess.run(["bash", "stop.sh"], cwd=shared)
     print(f"\nA = {builds['A']}\nB = {builds['B']}\nmedians of {rounds} rounds "
           f"({time.strftime('%Y-%m-%d %H:%M')}):\n")
-    print("| build | c1 p50 ms | c64 req/s | CPU µs/req | paced TTFB ms | failed |")
-    print("|---|---:|---:|---:|---:|---:|")
+    rss_head = (" peak RSS MiB |", "---:|") if RSS else ("", "")
+    print(f"| build | c1 p50 ms | c64 req/s | CPU µs/req | paced TTFB ms |{rss_head[0]} failed |")
+    print(f"|---|---:|---:|---:|---:|{rss_head[1]}---:|")
     for label in ("A", "B"):
         rs = results[label]
         med = {k: statistics.median(x[k] for x in rs) for k in rs[0]}
         print(f"| {label} | {med['c1_p50']:.3f} | {med['c64_rps']:.0f} | {med['cpu_us']:.0f} | "
-              f"{med['paced_ttfb']:.3f} | {sum(x['failed'] for x in rs)} |")
+              f"{med['paced_ttfb']:.3f} |{' %.1f |' % med['rss_mib'] if RSS else ''} "
+              f"{sum(x['failed'] for x in rs)} |")
 
 
 if __name__ == "__main__":

@@ -137,6 +137,24 @@ def oha(url, key, body, conc, n=None, secs=None, timeout_s="30s", headers=()):
     }
 
 
+def peak_rss(relay_url, token, pid):
+    """SLOW_STREAMS slow streams at once through the relay; answers oha's summary and the
+    relay's RSS before and at its peak (KiB), sampled every 50 ms."""
+    before = rss_kib(pid)
+    peak = [before]
+    slow = {**CHAT, "model": "mock-paced-1000-50", "stream": True}
+    result = {}
+    job = threading.Thread(target=lambda: result.update(
+        oha(relay_url + "/v1/chat/completions", token, slow, SLOW_STREAMS, n=SLOW_STREAMS,
+            timeout_s="60s")))
+    job.start()
+    while job.is_alive():
+        peak.append(rss_kib(pid))
+        time.sleep(0.05)
+    job.join()
+    return result, before, max(peak)
+
+
 def scenarios(name, url, key, pid, n_seq, headers=(), streams=True):
     """`headers`: sent on every request (Portkey's gateway takes its upstream from them);
     `streams=False` for a target whose streams fail, so only its JSON figures count."""
@@ -243,22 +261,12 @@ def main():
 
         # Peak RSS with many slow streams in flight at once.
         print(f"== relay: {SLOW_STREAMS} concurrent slow streams", flush=True)
-        rss_before = rss_kib(relay.pid)
-        peak = [rss_before]
-        chat = relay_url + "/v1/chat/completions"
-        slow = {**CHAT, "model": "mock-paced-1000-50", "stream": True}
-        slow_result = {}
-        job = threading.Thread(target=lambda: slow_result.update(
-            oha(chat, token, slow, SLOW_STREAMS, n=SLOW_STREAMS, timeout_s="60s")))
-        job.start()
-        while job.is_alive():
-            peak.append(rss_kib(relay.pid))
-            time.sleep(0.05)
-        job.join()
+        slow_result, rss_before, rss_peak = peak_rss(relay_url, token, relay.pid)
         extra = {"slow_streams": slow_result, "rss_idle_mib": rss_before / 1024,
-                 "rss_peak_mib": max(peak) / 1024}
-        print(f"  {slow_result.get('ok')} streams ok, peak RSS {max(peak) / 1024:.1f} MiB "
+                 "rss_peak_mib": rss_peak / 1024}
+        print(f"  {slow_result.get('ok')} streams ok, peak RSS {rss_peak / 1024:.1f} MiB "
               f"(idle {rss_before / 1024:.1f} MiB)", flush=True)
+        chat = relay_url + "/v1/chat/completions"
 
         # Many tokens in the store, then many usage records.
         db = f"sqlite://{data}/relayapi.db?mode=rwc"

@@ -9,7 +9,8 @@ project's mock upstream (examples/mock_upstream), both on CPU 1, oha on CPU 0.
 
 Targets: the relay >= 0.7x nginx in requests/s, and >= 0.8x nginx in handshakes/s.
 Run after `cargo build --release --bin relayapi --example mock_upstream`; needs oha
-(`cargo install oha --version 1.16.0 --locked`), nginx and openssl. QUICK=1 for 3 s runs.
+(`cargo install oha --version 1.16.0 --locked`), nginx and openssl. QUICK=1 for 3 s runs;
+RELAY=/path/to/relayapi serves with another build.
 All traffic on 127.0.0.1, bounded in time.
 """
 import json
@@ -24,6 +25,7 @@ import bench as b  # noqa: E402
 
 SECS = 3 if os.environ.get("QUICK") == "1" else 10
 RELAY, NGINX, MOCK = 18390, 18391, 19391
+RELAY_BIN = os.path.abspath(os.environ.get("RELAY", os.path.join(b.REL, "relayapi")))
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
 
 NGINX_CONF = """
@@ -103,7 +105,7 @@ def main():
     token = json.loads(b.relay_cli(
         data, "token", "issue", "--api-key-env", "BENCH_UPSTREAM_KEY", "--json",
         "--provider", "custom", "--upstream", f"http://127.0.0.1:{MOCK}"))["token"]
-    relay = b.start("relay", [os.path.join(b.REL, "relayapi"), "serve", "--listen",
+    relay = b.start("relay", [RELAY_BIN, "serve", "--listen",
                               f"127.0.0.1:{RELAY}", "--tls-cert", cert, "--tls-key", key],
                     env={"RELAYAPI_DATA_DIR": data, "RELAYAPI_LOG": "warn"}, log_dir=work)
     with open(os.path.join(work, "nginx.conf"), "w") as f:
