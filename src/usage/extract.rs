@@ -159,8 +159,20 @@ pub struct JsonUsage {
 
 impl JsonUsage {
     pub fn push(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.step(b);
+        let mut at = 0;
+        while at < bytes.len() {
+            if self.in_string && !self.escaped && self.key.is_none() {
+                // Inside a string that is not a key only its end or an escape matters: jump
+                // there (most of a response is the model's text).
+                let run = memchr::memchr2(b'"', b'\\', &bytes[at..]).unwrap_or(bytes.len() - at);
+                self.keep(&bytes[at..at + run]);
+                at += run;
+                if at == bytes.len() {
+                    break;
+                }
+            }
+            self.step(bytes[at]);
+            at += 1;
         }
     }
 
@@ -168,12 +180,16 @@ impl JsonUsage {
         self.tally
     }
 
-    fn step(&mut self, b: u8) {
-        if let Some(capture) = &mut self.capture
-            && capture.len() < MAX_USAGE_OBJECT
-        {
-            capture.push(b);
+    /// Bytes of the usage object being captured, up to its bound.
+    fn keep(&mut self, bytes: &[u8]) {
+        if let Some(capture) = &mut self.capture {
+            let room = MAX_USAGE_OBJECT.saturating_sub(capture.len());
+            capture.extend_from_slice(&bytes[..bytes.len().min(room)]);
         }
+    }
+
+    fn step(&mut self, b: u8) {
+        self.keep(&[b]);
         if self.in_string {
             if self.escaped {
                 self.escaped = false;
@@ -300,7 +316,7 @@ impl SseScanner {
     /// of such a line is skipped).
     pub fn scan_lines(&mut self, bytes: &[u8]) {
         let mut rest = bytes;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', rest) {
             let (line, tail) = rest.split_at(end + 1);
             rest = tail;
             if self.skipping {
@@ -356,11 +372,8 @@ impl SseScanner {
 
 /// The end of the first complete event (index, separator length), if any.
 fn event_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
-    let crlf = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, 4));
+    let lf = memchr::memmem::find(buf, b"\n\n").map(|i| (i, 2));
+    let crlf = memchr::memmem::find(buf, b"\r\n\r\n").map(|i| (i, 4));
     match (lf, crlf) {
         (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
         (a, b) => a.or(b),
@@ -376,7 +389,7 @@ fn data_payload(line: &[u8]) -> Option<&[u8]> {
 
 /// Parses an event's data only when it can carry usage (a cheap check first).
 fn usage_doc(data: &[u8]) -> Option<UsageDoc> {
-    let mentions = |needle: &[u8]| data.windows(needle.len()).any(|w| w == needle);
+    let mentions = |needle: &[u8]| memchr::memmem::find(data, needle).is_some();
     if !(mentions(b"\"usage\"") || mentions(b"\"usageMetadata\"")) {
         return None;
     }
@@ -470,6 +483,27 @@ mod tests {
             format!("{}{}", events[0], events[2])
         );
         assert_eq!(s.tally().total(), Some(6));
+    }
+
+    #[test]
+    fn json_usage_does_not_depend_on_where_the_body_is_split() {
+        // Escapes and quotes inside the model's text, in keys and in the usage object's own
+        // strings; a decoy report in the text; the real one last.
+        let body = br#"{"id":"c\"1","choices":[{"message":{"content":"say \"usage\":{\"total_tokens\":99} \\"}}],"us\u0061ge":1,"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12,"details":[{"modality":"TE\"XT","tokenCount":5}]}}"#;
+        let whole = json_usage(body);
+        assert_eq!((whole.prompt, whole.completion), (Some(5), Some(7)));
+        for size in 1..body.len() {
+            let mut scanner = JsonUsage::default();
+            for piece in body.chunks(size) {
+                scanner.push(piece);
+            }
+            let t = scanner.tally();
+            assert_eq!(
+                (t.prompt, t.completion, t.total()),
+                (whole.prompt, whole.completion, whole.total()),
+                "split every {size} bytes"
+            );
+        }
     }
 
     #[test]
