@@ -148,7 +148,7 @@ pub struct JsonUsage {
     in_string: bool,
     escaped: bool,
     /// At depth 1: reading a key (`Some`, its first bytes), or waiting for one.
-    key: Option<Vec<u8>>,
+    key: Option<KeyPrefix>,
     expecting_key: bool,
     /// The last top-level key read is one that carries usage.
     usage_key: bool,
@@ -198,12 +198,10 @@ impl JsonUsage {
             } else if b == b'"' {
                 self.in_string = false;
                 if let Some(key) = self.key.take() {
-                    self.usage_key = key == b"usage" || key == b"usageMetadata";
+                    self.usage_key = matches!(key.read(), b"usage" | b"usageMetadata");
                     self.expecting_key = false;
                 }
-            } else if let Some(key) = &mut self.key
-                && key.len() < 16
-            {
+            } else if let Some(key) = &mut self.key {
                 key.push(b);
             }
             return;
@@ -212,12 +210,15 @@ impl JsonUsage {
             b'"' => {
                 self.in_string = true;
                 if self.depth == 1 && self.expecting_key {
-                    self.key = Some(Vec::new());
+                    self.key = Some(KeyPrefix::default());
                 }
             }
             b'{' | b'[' => {
                 if self.depth == 1 && self.usage_key && b == b'{' && self.capture.is_none() {
-                    self.capture = Some(vec![b'{']);
+                    // Room for a usage object with its details (~300 bytes at OpenAI's).
+                    let mut capture = Vec::with_capacity(512);
+                    capture.push(b'{');
+                    self.capture = Some(capture);
                 }
                 self.depth += 1;
                 if self.depth == 1 {
@@ -239,6 +240,27 @@ impl JsonUsage {
             }
             _ => {}
         }
+    }
+}
+
+/// The first bytes of a key: enough to tell `usage` and `usageMetadata` from the rest,
+/// without an allocation per key.
+#[derive(Default)]
+struct KeyPrefix {
+    bytes: [u8; 16],
+    len: usize,
+}
+
+impl KeyPrefix {
+    fn push(&mut self, b: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    fn read(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
