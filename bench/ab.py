@@ -6,7 +6,8 @@
 Each round starts each build afresh (new data directory, key and token), in alternating
 order, and measures c1 p50 (ROUNDS x 1,000 calls), c64 req/s with the server's CPU time per
 request (6 s), and the paced-stream TTFB above the mock's 20 ms pause (c16, 5 s); with
-RSS=1 also the peak RSS with bench.py's SLOW_STREAMS (1,000) slow streams at once. The
+RSS=1 also the peak RSS with bench.py's SLOW_STREAMS (1,000) slow streams at once; with
+LIMITED=1 the token has a call limit (each call counted by its own conditional UPDATE). The
 upstream is ../shared/bench's nginx mock when it exists (MOCK=own: examples/mock_upstream).
 Every process runs on SERVER_CPUS (default 1) and oha on LOADGEN_CPUS (default 0), as in
 bench.py. Only the two builds' figures within one run are compared: this machine drifts.
@@ -23,6 +24,7 @@ import bench  # noqa: E402
 
 PORT = 18091
 RSS = os.environ.get("RSS") == "1"
+LIMITED = ["--max-calls", "1000000000"] if os.environ.get("LIMITED") == "1" else []
 
 
 def run_one(binary, upstream, work, label):
@@ -31,7 +33,7 @@ def run_one(binary, upstream, work, label):
            "BENCH_UPSTREAM_KEY": bench.UPSTREAM_KEY}
     out = bench.subprocess.run(
         [binary, "token", "issue", "--provider", "openai", "--upstream", upstream,
-         "--api-key-env", "BENCH_UPSTREAM_KEY", "--quiet"],
+         "--api-key-env", "BENCH_UPSTREAM_KEY", "--quiet", *LIMITED],
         capture_output=True, text=True, env=env, timeout=60, check=True)
     token = out.stdout.strip()
     relay = bench.start(label, [binary, "serve", "--listen", f"127.0.0.1:{PORT}"],
