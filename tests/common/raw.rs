@@ -147,5 +147,9 @@ pub fn chunk(data: &[u8]) -> Vec<u8> {
     out
 }
 
-pub const SSE_HEAD: &[u8] =
-    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+/// A stream's head. A script answers one request and then closes the connection, so the
+/// head says so: without `connection: close` the relay keeps the connection for its next
+/// call and may send it down a socket that is closing (a test making two calls lost that
+/// race about one run in six, and got a 502).
+pub const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+    transfer-encoding: chunked\r\nconnection: close\r\n\r\n";
