@@ -72,17 +72,17 @@ impl InlineCounts {
     /// or answers `None` if that cannot be done without waiting. One commit for many calls:
     /// SQLite's file locks and WAL write are paid once.
     pub(super) fn try_consume(&self, ids: &[&str]) -> Option<Result<Vec<Consume>, StoreError>> {
-        let now = sqlite_time(Utc::now());
-        let consume_one = |conn: &Connection, id: &str| self.consume.run(conn, id, &now);
         let outcome = self.attempt(|conn| {
+            // Only once the connection is ours: a busy attempt costs no clock or formatting.
+            let now = sqlite_time(Utc::now());
             if let [id] = ids {
                 // One call: its statement commits on its own.
-                return Ok(vec![consume_one(conn, id)?]);
+                return Ok(vec![self.consume.run(conn, id, &now)?]);
             }
             let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let outcomes = ids
                 .iter()
-                .map(|id| consume_one(&txn, id))
+                .map(|id| self.consume.run(&txn, id, &now))
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             txn.commit()?;
             Ok(outcomes)
