@@ -115,23 +115,23 @@ struct Signals {
 /// Writes what is queued every [`FLUSH_INTERVAL`] while records come in, in batches of up
 /// to [`BATCH_MAX`]; sleeps while none do. The queue is only ever drained with `try_recv`,
 /// which leaves no waker behind: a record queued under load wakes nobody.
-async fn write_loop(store: Store, mut rx: mpsc::Receiver<UsageRecord>, waiting: Arc<Signals>) {
+async fn write_loop(store: Store, mut rx: mpsc::Receiver<UsageRecord>, signals: Arc<Signals>) {
     let mut batch = Vec::with_capacity(BATCH_MAX);
     'serve: loop {
         // Idle first, then look: a record queued in between finds the flag set and wakes us.
-        waiting.idle.store(true, Ordering::SeqCst);
+        signals.idle.store(true, Ordering::SeqCst);
         if rx.is_empty() {
             tokio::select! {
                 biased;
-                _ = waiting.stop.notified() => break 'serve,
-                _ = waiting.wake.notified() => {}
+                _ = signals.stop.notified() => break 'serve,
+                _ = signals.wake.notified() => {}
             }
         }
-        waiting.idle.store(false, Ordering::SeqCst);
+        signals.idle.store(false, Ordering::SeqCst);
         // Let records gather for a moment: one write carries all of them.
         tokio::select! {
             biased;
-            _ = waiting.stop.notified() => break 'serve,
+            _ = signals.stop.notified() => break 'serve,
             _ = tokio::time::sleep(FLUSH_INTERVAL) => {}
         }
         while drain(&mut rx, &mut batch) {
