@@ -36,6 +36,8 @@ SLOW_STREAMS = int(os.environ.get("SLOW_STREAMS", "1000"))
 SEED_TOKENS = int(os.environ.get("SEED_TOKENS", "10000" if QUICK else "100000"))
 SEED_USAGE = int(os.environ.get("SEED_USAGE", "100000" if QUICK else "1000000"))
 RELAY_PORT, MOCK_PORT = 18090, 19081
+# The relay the side scripts serve with (syscalls.py, tls.py): RELAY=/path for another build.
+RELAY_BIN = os.path.abspath(os.environ.get("RELAY", os.path.join(REL, "relayapi")))
 UPSTREAM_KEY = "sk-real-bench-upstream-key"
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}

@@ -30,7 +30,6 @@ import bench  # noqa: E402
 
 N = int(os.environ.get("N", "20000"))
 # The relay build to measure (default: target/release/relayapi).
-RELAY = os.path.abspath(os.environ.get("RELAY", os.path.join(bench.REL, "relayapi")))
 PORTKEY = os.environ.get("PORTKEY") == "1"
 
 
@@ -193,7 +192,7 @@ def main():
             data, "token", "issue", "--provider", "openai", "--upstream", upstream,
             "--api-key-env", "BENCH_UPSTREAM_KEY", "--quiet", *extra)
         token, limited = issue(), issue("--max-calls", "1000000000")
-        relay = bench.start("relay", [RELAY, "serve", "--listen",
+        relay = bench.start("relay", [bench.RELAY_BIN, "serve", "--listen",
                                       f"127.0.0.1:{bench.RELAY_PORT}"],
                             env={"RELAYAPI_DATA_DIR": data, "RELAYAPI_LOG": "warn"}, log_dir=work)
         relay_url = f"http://127.0.0.1:{bench.RELAY_PORT}"

@@ -25,7 +25,6 @@ import bench as b  # noqa: E402
 
 SECS = 3 if os.environ.get("QUICK") == "1" else 10
 RELAY, NGINX, MOCK = 18390, 18391, 19391
-RELAY_BIN = os.path.abspath(os.environ.get("RELAY", os.path.join(b.REL, "relayapi")))
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
 
 NGINX_CONF = """
@@ -105,7 +104,7 @@ def main():
     token = json.loads(b.relay_cli(
         data, "token", "issue", "--api-key-env", "BENCH_UPSTREAM_KEY", "--json",
         "--provider", "custom", "--upstream", f"http://127.0.0.1:{MOCK}"))["token"]
-    relay = b.start("relay", [RELAY_BIN, "serve", "--listen",
+    relay = b.start("relay", [b.RELAY_BIN, "serve", "--listen",
                               f"127.0.0.1:{RELAY}", "--tls-cert", cert, "--tls-key", key],
                     env={"RELAYAPI_DATA_DIR": data, "RELAYAPI_LOG": "warn"}, log_dir=work)
     with open(os.path.join(work, "nginx.conf"), "w") as f:
