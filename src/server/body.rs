@@ -22,7 +22,7 @@ use crate::usage::UsageSink;
 use crate::usage::decode::Decoded;
 use crate::usage::extract::{JsonUsage, SseScanner, Tally};
 
-type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + Send>>;
 
 /// How a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,7 +191,7 @@ impl RelayBody {
     /// `has_body`: false for answers that carry none (to `HEAD`, 204, 304), which are
     /// complete as they start.
     pub fn new(
-        response: reqwest::Response,
+        response: http::Response<hyper::body::Incoming>,
         inspect: Inspect,
         idle: Duration,
         record: CallRecord,
@@ -201,12 +201,12 @@ impl RelayBody {
             matches!(inspect, Inspect::Sse(_)).then(|| StreamGauge::new(record.metrics.clone()));
         let now = Instant::now();
         let remaining = if has_body {
-            response.content_length()
+            http_body::Body::size_hint(response.body()).exact()
         } else {
             Some(0)
         };
         let mut state = State {
-            upstream: Box::pin(response.bytes_stream()),
+            upstream: Box::pin(http_body_util::BodyDataStream::new(response.into_body())),
             inspect,
             idle,
             last_chunk: now,

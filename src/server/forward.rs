@@ -207,12 +207,12 @@ pub fn normalize_path(raw: &str) -> Option<String> {
 /// The upstream URL: base (which may carry a path prefix) + path + the client's query
 /// without token parameters, plus the key when the provider takes it in the query.
 pub fn upstream_url(
-    base: &reqwest::Url,
+    base: &url::Url,
     path: &str,
     query: Option<&str>,
     auth: &AuthStyle,
     api_key: &SecretString,
-) -> reqwest::Url {
+) -> url::Url {
     let mut url = base.clone();
     url.set_path(&format!("{}{path}", base.path().trim_end_matches('/')));
     let key_param = match auth {
@@ -454,7 +454,7 @@ mod tests {
 
     #[test]
     fn a_token_parameter_hidden_by_tabs_or_newlines_is_still_removed() {
-        let base: reqwest::Url = "https://api.example.test/v1".parse().unwrap();
+        let base: url::Url = "https://api.example.test/v1".parse().unwrap();
         let key = SecretString::new("sk-real");
         for query in ["k\tey=rly_x&a=1", "ke\ry=rly_x&a=1", "a=1&\nkey=rly_x"] {
             let url = upstream_url(&base, "/chat", Some(query), &AuthStyle::Bearer, &key);
@@ -533,7 +533,7 @@ mod tests {
     #[test]
     fn urls_keep_the_base_prefix_and_drop_the_token() {
         let key = SecretString::new("sk-real");
-        let base = |s: &str| reqwest::Url::parse(s).unwrap();
+        let base = |s: &str| url::Url::parse(s).unwrap();
         let bearer = AuthStyle::Bearer;
         let url = upstream_url(
             &base("http://h:1/prefix"),

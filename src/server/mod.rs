@@ -14,6 +14,7 @@ mod proxy;
 mod realtime;
 pub mod tls;
 pub mod tokens;
+pub mod upstream;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -109,7 +110,7 @@ pub struct AppState {
     pub fleet: Option<Arc<fleet::Fleet>>,
     pub usage: Arc<UsageSink>,
     pub metrics: Arc<Metrics>,
-    pub client: reqwest::Client,
+    pub client: upstream::UpstreamClient,
     /// The memory request bodies may hold, in KiB (see `proxy::read_body`).
     pub body_memory: Arc<tokio::sync::Semaphore>,
     /// Set when the relay stops: open realtime sessions close. Each session holds a
@@ -121,14 +122,13 @@ pub struct AppState {
 
 impl AppState {
     /// Builds the state; starts the usage writer, so it must run inside a Tokio runtime.
-    pub fn new(config: ServeConfig, store: Store, ring: KeyRing) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        config: ServeConfig,
+        store: Store,
+        ring: KeyRing,
+    ) -> Result<Self, upstream::UpstreamSetupError> {
         install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .build()?;
+        let client = upstream::UpstreamClient::new(config.connect_timeout)?;
         let metrics = Arc::new(Metrics::default());
         Ok(Self {
             tokens: TokenCache::new(Arc::new(ring), store.clone()),
@@ -152,7 +152,7 @@ impl AppState {
         })
     }
 
-    /// The TLS client for realtime upstreams: the platform's roots (as reqwest uses), and
+    /// The TLS client for realtime upstreams: the platform's roots (as calls use), and
     /// HTTP/1.1 only, which a WebSocket handshake needs.
     fn realtime_tls(&self) -> Result<&tokio_rustls::TlsConnector, &str> {
         self.realtime_tls
@@ -168,8 +168,8 @@ impl AppState {
     }
 }
 
-/// reqwest is built without a default TLS crypto backend: the relay picks ring, as the
-/// SDK does.
+/// rustls is built without a default crypto backend: the relay picks ring, as the SDK
+/// does.
 pub use relayapi_sdk::install_crypto_provider;
 
 /// All routes: health checks, CORS preflights, and the relay for everything else.

@@ -7,9 +7,8 @@
 //! Every refusal becomes an OpenAI-shaped error in [`handle`].
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -24,6 +23,7 @@ use super::errors::ApiError;
 use super::limits::Permit;
 use super::metrics::{ProviderLabel, ProviderStatus};
 use super::tokens::ResolvedToken;
+use super::upstream::{self, SendError, UpstreamBody};
 use super::{AppState, cors, forward};
 use crate::providers::{self, Operation, Route};
 use crate::request::{self, Prepared, json::Spliced};
@@ -368,12 +368,12 @@ async fn forward(
         max_output,
     } = prepared;
     let estimate = crate::usage::estimate(call.operation, bytes_in, max_output);
-    let request = state
-        .client
-        .request(incoming.method.clone(), url)
-        .headers(headers)
-        .body(upstream_body(body));
-    let sent = tokio::time::timeout(state.config.upstream_timeout, request.send()).await;
+    let request = upstream_request(&incoming.method, url, headers, body).map_err(|_| {
+        tracing::error!(token_id = %id, "the upstream URL is not a valid URI");
+        refuse(ApiError::UpstreamUnreachable)
+    })?;
+    let sent =
+        tokio::time::timeout(state.config.upstream_timeout, state.client.send(request)).await;
     // The body has been sent (or never will be): its memory is free for other calls.
     drop(body_memory);
     let record_failure = |status: u16| {
@@ -541,53 +541,29 @@ fn inspect_for(headers: &HeaderMap, hide_usage: bool) -> (Inspect, bool) {
     (inspect, is_sse)
 }
 
-/// The body to send upstream: one buffer as it is (so a refused HTTP/2 stream can be sent
-/// again), several as a body of known length that is never joined.
-fn upstream_body(body: Spliced) -> reqwest::Body {
-    match body.pieces.len() {
-        0 => reqwest::Body::from(Bytes::new()),
-        1 => reqwest::Body::from(body.pieces.into_iter().next().expect("one piece")),
-        _ => reqwest::Body::wrap(SplicedBody(body)),
-    }
-}
-
-struct SplicedBody(Spliced);
-
-impl http_body::Body for SplicedBody {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        let this = &mut self.get_mut().0;
-        if this.pieces.is_empty() {
-            return Poll::Ready(None);
-        }
-        let piece = this.pieces.remove(0);
-        this.len -= piece.len();
-        Poll::Ready(Some(Ok(http_body::Frame::data(piece))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.0.pieces.is_empty()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.0.len as u64)
-    }
+/// The request for the provider: the client's method, the upstream URL, the headers as
+/// `forward` made them and the body as policy left it.
+fn upstream_request(
+    method: &Method,
+    url: url::Url,
+    headers: HeaderMap,
+    body: Spliced,
+) -> Result<http::Request<UpstreamBody>, http::Error> {
+    let mut request = http::Request::builder()
+        .method(method.clone())
+        .uri(http::Uri::try_from(String::from(url))?)
+        .body(UpstreamBody::new(body))?;
+    *request.headers_mut() = headers;
+    Ok(request)
 }
 
 /// Maps a failed send, and says whether the call may have reached the provider. One that
 /// cannot have (the connection failed) is given back.
-async fn upstream_failure(state: &AppState, id: &str, error: reqwest::Error) -> (ApiError, bool) {
-    if error.is_connect() {
+async fn upstream_failure(state: &AppState, id: &str, error: SendError) -> (ApiError, bool) {
+    if upstream::failed_to_connect(&error) {
         state.counter.give_back(id).await;
         tracing::warn!(token_id = id, "upstream connection failed; call given back");
         (ApiError::UpstreamUnreachable, false)
-    } else if error.is_timeout() {
-        (ApiError::UpstreamTimeout, true)
     } else {
         tracing::warn!(token_id = id, "upstream request failed");
         (ApiError::UpstreamUnreachable, true)
