@@ -8,7 +8,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -368,10 +367,14 @@ async fn forward(
         max_output,
     } = prepared;
     let estimate = crate::usage::estimate(call.operation, bytes_in, max_output);
-    let request = upstream_request(&incoming.method, url, headers, body).map_err(|_| {
-        tracing::error!(token_id = %id, "the upstream URL is not a valid URI");
-        refuse(ApiError::UpstreamUnreachable)
-    })?;
+    let Ok(request) = upstream_request(&incoming.method, url, headers, body) else {
+        // Never sent, so given back. (A serialized `Url` is a valid URI: kept for safety.)
+        tracing::error!(token_id = %id, "the upstream URL is not a valid URI; call given back");
+        // Boxed, as in `upstream_failure`: the store's future would widen every call's.
+        Box::pin(state.counter.give_back(&id)).await;
+        call.resolved.give_back_counted_call();
+        return Err(refuse(ApiError::UpstreamUnreachable));
+    };
     let sent =
         tokio::time::timeout(state.config.upstream_timeout, state.client.send(request)).await;
     // The body has been sent (or never will be): its memory is free for other calls.
