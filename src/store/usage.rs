@@ -1,10 +1,11 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, TimeZone, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
+use std::sync::OnceLock;
+
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, Value};
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, TransactionTrait,
 };
 use serde::Serialize;
 
@@ -15,7 +16,7 @@ use super::{Store, StoreError};
 const DAY_MS: i64 = 86_400_000;
 
 /// One forwarded call, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct UsageRecord {
     pub token_id: String,
     pub at: DateTime<Utc>,
@@ -89,6 +90,68 @@ fn from_ms(ms: i64) -> DateTime<Utc> {
 /// statement texts (see `statement_pieces`) stay small in the statement cache.
 const USAGE_ROWS_PER_INSERT: usize = 64;
 
+/// A record's row: each column with its value, in the order of the insert's text.
+fn usage_row(r: &UsageRecord) -> [(usage_record::Column, Value); 16] {
+    use usage_record::Column as C;
+    [
+        (C::TokenId, r.token_id.clone().into()),
+        (C::CreatedAtMs, r.at.timestamp_millis().into()),
+        (
+            C::Method,
+            r.method.chars().take(16).collect::<String>().into(),
+        ),
+        (C::Path, r.path.clone().into()),
+        (
+            C::Model,
+            r.model
+                .as_ref()
+                .map(|m| m.chars().take(255).collect::<String>())
+                .into(),
+        ),
+        (
+            C::Status,
+            i16::try_from(r.status).unwrap_or(i16::MAX).into(),
+        ),
+        (C::LatencyMs, clamp_i32(r.latency_ms).into()),
+        (C::TtfbMs, clamp_i32(r.ttfb_ms).into()),
+        (C::BytesIn, clamp_i64(r.bytes_in).into()),
+        (C::BytesOut, clamp_i64(r.bytes_out).into()),
+        (C::PromptTokens, r.prompt_tokens.into()),
+        (C::CompletionTokens, r.completion_tokens.into()),
+        (C::TotalTokens, r.total_tokens.into()),
+        (C::Stream, r.stream.into()),
+        (C::Aborted, r.aborted.into()),
+        (C::Estimated, r.estimated.into()),
+    ]
+}
+
+/// The text of the usage insert for `rows` records (a piece size: a power of two up to
+/// [`USAGE_ROWS_PER_INSERT`]), built by sea-query once per size and backend. Built per
+/// batch through sea-orm's active models it was ~4 % of the relay's CPU at c64.
+fn usage_insert_text(backend: DbBackend, rows: usize) -> String {
+    const SIZES: usize = USAGE_ROWS_PER_INSERT.ilog2() as usize + 1;
+    static TEXTS: [[OnceLock<String>; SIZES]; 2] =
+        [const { [const { OnceLock::new() }; SIZES] }; 2];
+    debug_assert!(rows.is_power_of_two() && rows <= USAGE_ROWS_PER_INSERT);
+    let by_backend = usize::from(backend == DbBackend::Postgres);
+    TEXTS[by_backend][rows.ilog2() as usize]
+        .get_or_init(|| usage_insert(backend, rows).sql)
+        .clone()
+}
+
+/// The usage insert for `rows` rows as sea-query builds it (its values are placeholders).
+fn usage_insert(backend: DbBackend, rows: usize) -> Statement {
+    let row = usage_row(&UsageRecord::default());
+    let mut insert = Query::insert();
+    insert
+        .into_table(UsageRecords)
+        .columns(row.iter().map(|(column, _)| *column));
+    for _ in 0..rows {
+        insert.values_panic(row.iter().map(|(_, value)| value.clone().into()));
+    }
+    backend.build(&insert)
+}
+
 impl Store {
     /// Writes a batch of records and adds their tokens to each token's total, in one
     /// transaction.
@@ -102,30 +165,18 @@ impl Store {
                 *per_token.entry(r.token_id.as_str()).or_default() += total;
             }
         }
-        let model = |r: &UsageRecord| usage_record::ActiveModel {
-            id: NotSet,
-            token_id: Set(r.token_id.clone()),
-            created_at_ms: Set(r.at.timestamp_millis()),
-            method: Set(r.method.chars().take(16).collect()),
-            path: Set(r.path.clone()),
-            model: Set(r.model.as_ref().map(|m| m.chars().take(255).collect())),
-            status: Set(i16::try_from(r.status).unwrap_or(i16::MAX)),
-            latency_ms: Set(clamp_i32(r.latency_ms)),
-            ttfb_ms: Set(clamp_i32(r.ttfb_ms)),
-            bytes_in: Set(clamp_i64(r.bytes_in)),
-            bytes_out: Set(clamp_i64(r.bytes_out)),
-            prompt_tokens: Set(r.prompt_tokens),
-            completion_tokens: Set(r.completion_tokens),
-            total_tokens: Set(r.total_tokens),
-            stream: Set(r.stream),
-            aborted: Set(r.aborted),
-            estimated: Set(r.estimated),
-        };
+        let backend = self.writer.get_database_backend();
         let txn = self.writer.begin().await?;
         for piece in super::statement_pieces(records, USAGE_ROWS_PER_INSERT) {
-            UsageRecords::insert_many(piece.iter().map(model))
-                .exec_without_returning(&txn)
-                .await?;
+            let values = piece
+                .iter()
+                .flat_map(|r| usage_row(r).map(|(_, value)| value));
+            txn.execute_raw(Statement::from_sql_and_values(
+                backend,
+                usage_insert_text(backend, piece.len()),
+                values,
+            ))
+            .await?;
         }
         for (id, total) in per_token {
             Tokens::update_many()
@@ -214,5 +265,73 @@ impl Store {
             })
             .collect::<Result<_, sea_orm::DbErr>>()
             .map_err(StoreError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{ActiveValue::NotSet, QueryTrait, Set};
+
+    /// The record as an active model, the way sea-orm's own insert takes it.
+    fn active(r: &UsageRecord) -> usage_record::ActiveModel {
+        usage_record::ActiveModel {
+            id: NotSet,
+            token_id: Set(r.token_id.clone()),
+            created_at_ms: Set(r.at.timestamp_millis()),
+            method: Set(r.method.chars().take(16).collect()),
+            path: Set(r.path.clone()),
+            model: Set(r.model.as_ref().map(|m| m.chars().take(255).collect())),
+            status: Set(i16::try_from(r.status).unwrap_or(i16::MAX)),
+            latency_ms: Set(clamp_i32(r.latency_ms)),
+            ttfb_ms: Set(clamp_i32(r.ttfb_ms)),
+            bytes_in: Set(clamp_i64(r.bytes_in)),
+            bytes_out: Set(clamp_i64(r.bytes_out)),
+            prompt_tokens: Set(r.prompt_tokens),
+            completion_tokens: Set(r.completion_tokens),
+            total_tokens: Set(r.total_tokens),
+            stream: Set(r.stream),
+            aborted: Set(r.aborted),
+            estimated: Set(r.estimated),
+        }
+    }
+
+    #[test]
+    fn the_cached_usage_insert_is_the_one_sea_orm_builds() {
+        let records: Vec<UsageRecord> = (0..4)
+            .map(|i| UsageRecord {
+                token_id: format!("tok_{i}"),
+                at: Utc::now(),
+                method: "POST-AND-A-METHOD-LONGER-THAN-16".into(),
+                path: format!("/v1/chat/completions/{i}"),
+                model: (i % 2 == 0).then(|| "m".repeat(300)),
+                status: [200, 429, u16::MAX, 502][i],
+                latency_ms: u32::MAX,
+                ttfb_ms: 12,
+                bytes_in: u64::MAX,
+                bytes_out: 99,
+                prompt_tokens: Some(i as i64),
+                completion_tokens: None,
+                total_tokens: (i > 1).then_some(7),
+                stream: i % 2 == 1,
+                aborted: i == 3,
+                estimated: i == 2,
+                charged: false,
+            })
+            .collect();
+        for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
+            for rows in [1, 2, 4] {
+                let piece = &records[..rows];
+                let expected = UsageRecords::insert_many(piece.iter().map(active)).build(backend);
+                let values: Vec<Value> = piece
+                    .iter()
+                    .flat_map(|r| usage_row(r).map(|(_, v)| v))
+                    .collect();
+                assert_eq!(usage_insert_text(backend, rows), expected.sql);
+                // Twice: the second answer comes from the cache.
+                assert_eq!(usage_insert_text(backend, rows), expected.sql);
+                assert_eq!(Some(sea_orm::Values(values)), expected.values);
+            }
+        }
     }
 }
