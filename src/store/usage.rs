@@ -1,8 +1,7 @@
 use std::collections::HashMap;
-
-use chrono::{DateTime, TimeZone, Utc};
 use std::sync::OnceLock;
 
+use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, Value};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, TransactionTrait,
