@@ -22,7 +22,7 @@ use super::errors::ApiError;
 use super::limits::Permit;
 use super::metrics::{ProviderLabel, ProviderStatus};
 use super::tokens::ResolvedToken;
-use super::upstream::{self, SendError, UpstreamBody};
+use super::upstream::UpstreamBody;
 use super::{AppState, cors, forward};
 use crate::providers::{self, Operation, Route};
 use crate::request::{self, Prepared, json::Spliced};
@@ -101,6 +101,14 @@ pub(super) struct Call {
 impl Call {
     pub(super) fn refuse(&self, error: ApiError) -> Refusal {
         (error, Some(self.record.id.clone()))
+    }
+
+    /// Gives back a counted call that cannot have reached the provider: in the store, and
+    /// in what this relay knows the token has used.
+    pub(super) async fn give_back(&self, state: &AppState) {
+        // Boxed: the store's future would widen every call's.
+        Box::pin(state.counter.give_back(&self.record.id)).await;
+        self.resolved.give_back_counted_call();
     }
 }
 
@@ -370,9 +378,7 @@ async fn forward(
     let Ok(request) = upstream_request(&incoming.method, url, headers, body) else {
         // Never sent, so given back. (A serialized `Url` is a valid URI: kept for safety.)
         tracing::error!(token_id = %id, "the upstream URL is not a valid URI; call given back");
-        // Boxed, as in `upstream_failure`: the store's future would widen every call's.
-        Box::pin(state.counter.give_back(&id)).await;
-        call.resolved.give_back_counted_call();
+        call.give_back(state).await;
         return Err(refuse(ApiError::UpstreamUnreachable));
     };
     let sent =
@@ -406,13 +412,15 @@ async fn forward(
             return Err(refuse(ApiError::UpstreamTimeout));
         }
         Ok(Err(e)) => {
-            let (error, reached_provider) = Box::pin(upstream_failure(state, &id, e)).await;
-            if reached_provider {
-                record_failure(error.status().as_u16());
+            // A call whose connection failed cannot have reached the provider: given back.
+            if e.is_connect() {
+                tracing::warn!(token_id = %id, "upstream connection failed; call given back");
+                call.give_back(state).await;
             } else {
-                call.resolved.give_back_counted_call();
+                tracing::warn!(token_id = %id, "upstream request failed");
+                record_failure(ApiError::UpstreamUnreachable.status().as_u16());
             }
-            return Err(refuse(error));
+            return Err(refuse(ApiError::UpstreamUnreachable));
         }
         Ok(Ok(response)) => response,
     };
@@ -558,19 +566,6 @@ fn upstream_request(
         .body(UpstreamBody::new(body))?;
     *request.headers_mut() = headers;
     Ok(request)
-}
-
-/// Maps a failed send, and says whether the call may have reached the provider. One that
-/// cannot have (the connection failed) is given back.
-async fn upstream_failure(state: &AppState, id: &str, error: SendError) -> (ApiError, bool) {
-    if upstream::failed_to_connect(&error) {
-        state.counter.give_back(id).await;
-        tracing::warn!(token_id = id, "upstream connection failed; call given back");
-        (ApiError::UpstreamUnreachable, false)
-    } else {
-        tracing::warn!(token_id = id, "upstream request failed");
-        (ApiError::UpstreamUnreachable, true)
-    }
 }
 
 /// Memory is reserved for bodies in KiB units: a `u32` of them covers any body size.

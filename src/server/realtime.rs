@@ -104,8 +104,7 @@ pub(super) async fn open(
     let (upstream, protocol) = match dialled {
         Ok(dialled) => dialled,
         Err(Dial::Unreachable) => {
-            state.counter.give_back(&call.record.id).await;
-            call.resolved.give_back_counted_call();
+            call.give_back(state).await;
             tracing::warn!(token_id = %call.record.id, "realtime upstream unreachable; call given back");
             return Err(call.refuse(ApiError::UpstreamUnreachable));
         }

@@ -107,11 +107,6 @@ impl UpstreamClient {
     }
 }
 
-/// Whether a failed send can have reached the provider: not when it failed to connect.
-pub fn failed_to_connect(error: &SendError) -> bool {
-    error.is_connect()
-}
-
 fn check_proxy_variables(read: impl Fn(&str) -> Option<String>) -> Result<(), UpstreamSetupError> {
     for name in PROXY_VARIABLES {
         let Some(value) = read(name).filter(|v| !v.trim().is_empty()) else {
