@@ -52,15 +52,16 @@ pub enum UpstreamSetupError {
 #[derive(Clone)]
 pub struct UpstreamClient {
     client: Client<hyper_rustls::HttpsConnector<Connector>, UpstreamBody>,
-    proxies: Arc<Matcher>,
+    /// None when the environment names no proxy: no call pays for matching then.
+    proxies: Option<Arc<Matcher>>,
 }
 
 impl UpstreamClient {
     /// A client that gives up connecting after `connect_timeout` and closes connections idle
     /// for 90 s. Fails on a proxy variable that names anything but an http:// proxy.
     pub fn new(connect_timeout: Duration) -> Result<Self, UpstreamSetupError> {
-        check_proxy_variables(|name| std::env::var(name).ok())?;
-        let proxies = Arc::new(Matcher::from_env());
+        let proxies = check_proxy_variables(|name| std::env::var(name).ok())?
+            .then(|| Arc::new(Matcher::from_env()));
         let mut tcp = HttpConnector::new();
         tcp.enforce_http(false);
         // Small SSE writes must not wait for the peer's delayed ACK.
@@ -94,8 +95,8 @@ impl UpstreamClient {
         // Over a plain-HTTP proxy the request itself carries the proxy's credentials (through
         // a tunnel, the CONNECT does).
         if request.uri().scheme() == Some(&Scheme::HTTP)
-            && let Some(auth) = self
-                .proxies
+            && let Some(proxies) = &self.proxies
+            && let Some(auth) = proxies
                 .intercept(request.uri())
                 .and_then(|proxy| proxy.basic_auth().cloned())
         {
@@ -107,7 +108,11 @@ impl UpstreamClient {
     }
 }
 
-fn check_proxy_variables(read: impl Fn(&str) -> Option<String>) -> Result<(), UpstreamSetupError> {
+/// Whether the environment names a proxy; an error for one that is not http://.
+fn check_proxy_variables(
+    read: impl Fn(&str) -> Option<String>,
+) -> Result<bool, UpstreamSetupError> {
+    let mut named = false;
     for name in PROXY_VARIABLES {
         let Some(value) = read(name).filter(|v| !v.trim().is_empty()) else {
             continue;
@@ -118,8 +123,9 @@ fn check_proxy_variables(read: impl Fn(&str) -> Option<String>) -> Result<(), Up
         if !scheme.eq_ignore_ascii_case("http") {
             return Err(UpstreamSetupError::UnsupportedProxy(name));
         }
+        named = true;
     }
-    Ok(())
+    Ok(named)
 }
 
 /// Connects to the provider, or to the proxy that the environment names for it: through a
@@ -128,7 +134,7 @@ fn check_proxy_variables(read: impl Fn(&str) -> Option<String>) -> Result<(), Up
 #[derive(Clone)]
 pub struct Connector {
     tcp: HttpConnector,
-    proxies: Arc<Matcher>,
+    proxies: Option<Arc<Matcher>>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -144,7 +150,10 @@ impl Service<Uri> for Connector {
 
     fn call(&mut self, destination: Uri) -> Self::Future {
         let mut tcp = self.tcp.clone();
-        let proxy = self.proxies.intercept(&destination);
+        let proxy = self
+            .proxies
+            .as_ref()
+            .and_then(|proxies| proxies.intercept(&destination));
         Box::pin(async move {
             let Some(proxy) = proxy else {
                 let io = tcp.call(destination).await?;
@@ -267,7 +276,7 @@ impl http_body::Body for UpstreamBody {
 mod tests {
     use super::{UpstreamSetupError, check_proxy_variables};
 
-    fn check(vars: &[(&str, &str)]) -> Result<(), UpstreamSetupError> {
+    fn check(vars: &[(&str, &str)]) -> Result<bool, UpstreamSetupError> {
         check_proxy_variables(|name| {
             vars.iter()
                 .find(|(n, _)| *n == name)
@@ -277,10 +286,10 @@ mod tests {
 
     #[test]
     fn only_plain_http_proxies_are_taken_and_a_refusal_shows_no_credentials() {
-        assert!(check(&[]).is_ok());
-        assert!(check(&[("HTTPS_PROXY", "http://user:pw@proxy:3128")]).is_ok());
-        assert!(check(&[("https_proxy", "proxy.internal:3128")]).is_ok());
-        assert!(check(&[("HTTP_PROXY", "  ")]).is_ok());
+        assert!(!check(&[]).unwrap());
+        assert!(check(&[("HTTPS_PROXY", "http://user:pw@proxy:3128")]).unwrap());
+        assert!(check(&[("https_proxy", "proxy.internal:3128")]).unwrap());
+        assert!(!check(&[("HTTP_PROXY", "  ")]).unwrap());
         for (name, value) in [
             ("HTTPS_PROXY", "socks5://user:secret@proxy:1080"),
             ("all_proxy", "https://user:secret@proxy:443"),
