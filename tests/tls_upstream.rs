@@ -319,6 +319,43 @@ async fn a_plain_http_provider_is_called_through_the_http_proxy_with_the_whole_u
     assert!(serve.stop().success());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_realtime_session_reaches_its_provider_through_the_proxy_tunnel() {
+    use common::realtime_mock::{RealtimeMock, next_event, ws_connect};
+    let env = TestEnv::sqlite();
+    let proxy = forward_proxy().await;
+    let upstream = RealtimeMock::start().await;
+    let (_, token) = issue_async(&env, KEY, &["--upstream", &upstream.url]).await;
+    let proxy_url = format!("http://relay:s3cret@{}", proxy.address);
+    let serve = ServeProcess::spawn_with(&env, &[], &[("HTTP_PROXY", &proxy_url)]);
+    let bearer = format!("Bearer {token}");
+    let (mut ws, _) = ws_connect(
+        &serve.url,
+        "/v1/realtime?model=gpt-realtime",
+        &[("authorization", &bearer)],
+    )
+    .await
+    .expect("the session opens");
+    assert_eq!(next_event(&mut ws).await["type"], "session.created");
+    // A WebSocket handshake cannot be sent to a proxy in absolute form: it went through a
+    // tunnel, with the proxy's credentials on the CONNECT and the key only inside it.
+    let heads = proxy.heads.lock().unwrap().clone();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    let target = upstream.url.trim_start_matches("http://");
+    assert!(
+        heads[0].starts_with(&format!("CONNECT {target} HTTP/1.1\r\n")),
+        "{heads:?}"
+    );
+    assert_eq!(
+        header_in(&heads[0], "proxy-authorization"),
+        Some("Basic cmVsYXk6czNjcmV0")
+    );
+    assert!(!heads[0].contains(KEY));
+    assert_eq!(upstream.handshakes().len(), 1);
+    drop(ws);
+    assert!(serve.stop().success());
+}
+
 #[test]
 fn a_proxy_the_relay_cannot_use_stops_serve_at_start_without_showing_its_password() {
     let env = TestEnv::sqlite();

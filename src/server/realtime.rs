@@ -254,14 +254,17 @@ async fn dial(
     }
 
     let settings = &state.config;
+    // Directly, or through the proxy the environment names, as every other call.
+    let destination = format!("{}://{host}:{port}", if secure { "https" } else { "http" })
+        .parse::<http::Uri>()
+        .map_err(|_| Dial::Unreachable)?;
     let tcp = tokio::time::timeout(
         settings.connect_timeout,
-        tokio::net::TcpStream::connect((host.as_str(), port)),
+        state.client.connect_stream(destination),
     )
     .await
     .map_err(|_| Dial::Unreachable)?
     .map_err(|_| Dial::Unreachable)?;
-    let _ = tcp.set_nodelay(true);
     let io: Box<dyn Io> = if secure {
         let tls = state.realtime_tls().map_err(|e| {
             tracing::error!(error = e, "no TLS roots for realtime upstreams");

@@ -23,8 +23,9 @@ use hyper_util::client::legacy::Client;
 pub use hyper_util::client::legacy::Error as SendError;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
-use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::client::proxy::matcher::{Intercept, Matcher};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
 use tower_service::Service;
 
 use crate::request::json::Spliced;
@@ -52,8 +53,8 @@ pub enum UpstreamSetupError {
 #[derive(Clone)]
 pub struct UpstreamClient {
     client: Client<hyper_rustls::HttpsConnector<Connector>, UpstreamBody>,
-    /// None when the environment names no proxy: no call pays for matching then.
-    proxies: Option<Arc<Matcher>>,
+    /// The connections the client does not pool: realtime sessions' WebSockets.
+    connector: Connector,
 }
 
 impl UpstreamClient {
@@ -76,7 +77,7 @@ impl UpstreamClient {
             .enable_http1()
             .enable_http2()
             .wrap_connector(Connector {
-                tcp,
+                tcp: tcp.clone(),
                 proxies: proxies.clone(),
             });
         let client = Client::builder(TokioExecutor::new())
@@ -84,7 +85,23 @@ impl UpstreamClient {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .build(https);
-        Ok(Self { client, proxies })
+        Ok(Self {
+            client,
+            connector: Connector { tcp, proxies },
+        })
+    }
+
+    /// A TCP stream to `destination` (scheme, host and port) for a realtime session's
+    /// WebSocket, through the environment's proxy when it names one for the destination:
+    /// always by a CONNECT tunnel, since a WebSocket handshake cannot be sent to a proxy in
+    /// absolute form.
+    pub async fn connect_stream(&self, destination: Uri) -> Result<TcpStream, BoxError> {
+        let Connector { mut tcp, proxies } = self.connector.clone();
+        let io = match proxies.as_ref().and_then(|p| p.intercept(&destination)) {
+            Some(proxy) => tunnel(&proxy, tcp, destination).await?,
+            None => tcp.call(destination).await?,
+        };
+        Ok(io.into_inner())
     }
 
     /// Sends a request; the answer comes with its headers, the body still to read.
@@ -95,7 +112,7 @@ impl UpstreamClient {
         // Over a plain-HTTP proxy the request itself carries the proxy's credentials (through
         // a tunnel, the CONNECT does).
         if request.uri().scheme() == Some(&Scheme::HTTP)
-            && let Some(proxies) = &self.proxies
+            && let Some(proxies) = &self.connector.proxies
             && let Some(auth) = proxies
                 .intercept(request.uri())
                 .and_then(|proxy| proxy.basic_auth().cloned())
@@ -163,11 +180,7 @@ impl Service<Uri> for Connector {
                 });
             };
             if destination.scheme() == Some(&Scheme::HTTPS) {
-                let mut tunnel = Tunnel::new(proxy.uri().clone(), tcp);
-                if let Some(auth) = proxy.basic_auth() {
-                    tunnel = tunnel.with_auth(auth.clone());
-                }
-                let io = tunnel.call(destination).await?;
+                let io = tunnel(&proxy, tcp, destination).await?;
                 Ok(Conn {
                     io,
                     via_proxy: false,
@@ -183,10 +196,23 @@ impl Service<Uri> for Connector {
     }
 }
 
+/// A CONNECT tunnel through `proxy` to `destination`, with the proxy's credentials.
+async fn tunnel(
+    proxy: &Intercept,
+    tcp: HttpConnector,
+    destination: Uri,
+) -> Result<TokioIo<TcpStream>, BoxError> {
+    let mut tunnel = Tunnel::new(proxy.uri().clone(), tcp);
+    if let Some(auth) = proxy.basic_auth() {
+        tunnel = tunnel.with_auth(auth.clone());
+    }
+    Ok(tunnel.call(destination).await?)
+}
+
 /// A connection to the provider, or to a plain-HTTP proxy (to which requests are sent in
 /// absolute form).
 pub struct Conn {
-    io: TokioIo<tokio::net::TcpStream>,
+    io: TokioIo<TcpStream>,
     via_proxy: bool,
 }
 
