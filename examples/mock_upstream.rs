@@ -105,6 +105,12 @@ async fn main() {
         })
         .unify();
     let config = relayapi::server::ServeConfig::default();
-    relayapi::server::listener::serve(routes, listener, std::future::pending(), &config, None)
-        .await;
+    relayapi::server::listener::serve(
+        relayapi::server::listener::Filtered(routes),
+        listener,
+        std::future::pending(),
+        &config,
+        None,
+    )
+    .await;
 }

@@ -734,16 +734,18 @@ async fn an_idle_stream_is_cut_but_a_slow_one_is_not() {
 /// 1,000 open streams. Large futures belong in a `Box` inside their route.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_routers_per_request_future_stays_small() {
-    use tower_service::Service;
     let env = TestEnv::sqlite();
     let relay = TestRelay::start(&env, ServeConfig::default()).await;
-    let mut service = warp::service(relayapi::server::routes(relay.state.clone()));
-    let request = http::Request::get("/healthz").body(String::new()).unwrap();
-    let future = service.call(request);
-    let size = std::mem::size_of_val(&future);
-    println!("router future: {size} bytes");
-    assert!(size <= 3072, "the router's future is {size} bytes");
-    // Still a working future.
-    assert_eq!(future.await.unwrap().status(), 200);
+    let router = relayapi::server::router(relay.state.clone());
+    // Both of the router's paths: warp's routes, and the relay taken directly.
+    for (path, status) in [("/healthz", 200), ("/v1/models", 401)] {
+        let request = http::Request::get(path).body(String::new()).unwrap();
+        let future = router.call(request);
+        let size = std::mem::size_of_val(&future);
+        println!("router future for {path}: {size} bytes");
+        assert!(size <= 3072, "the router's future is {size} bytes");
+        // Still a working future.
+        assert_eq!(future.await.status(), status, "{path}");
+    }
     relay.stop().await;
 }

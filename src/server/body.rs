@@ -94,7 +94,7 @@ impl Drop for CallRecord {
         self.metrics
             .upstream_latency
             .get_or_create(&ProviderLabel {
-                provider: self.provider.to_string(),
+                provider: self.provider,
             })
             .observe(latency.as_secs_f64());
         let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);

@@ -18,6 +18,33 @@ use tower_service::Service;
 use warp::Filter;
 use warp::reply::Response;
 
+/// What answers a listener's requests.
+pub trait Handler: Clone + Send + Sync + 'static {
+    fn handle(
+        &self,
+        request: hyper::Request<Incoming>,
+    ) -> impl Future<Output = Response> + Send + use<Self>;
+}
+
+/// A warp filter as a handler: the metrics and admin listeners, which have no relay path.
+#[derive(Clone)]
+pub struct Filtered<F>(pub F);
+
+impl<F> Handler for Filtered<F>
+where
+    F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
+{
+    fn handle(
+        &self,
+        request: hyper::Request<Incoming>,
+    ) -> impl Future<Output = Response> + Send + use<F> {
+        let answer = warp::service(self.0.clone()).call(request);
+        futures_util::FutureExt::map(answer, |answer| {
+            answer.unwrap_or_else(|never| match never {})
+        })
+    }
+}
+
 /// The client's address, in each request's extensions.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
@@ -32,21 +59,17 @@ const H2_STREAM_WINDOW: u32 = 1024 * 1024;
 const H2_CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
 const H2_MAX_PENDING_RESETS: usize = 20;
 
-/// Serves `filter` on `listener` until `shutdown`; then stops accepting and gives open
+/// Serves `handler` on `listener` until `shutdown`; then stops accepting and gives open
 /// connections up to the grace period to finish. Returns whether they all finished in time.
 /// A client gets `client_timeout` to send a request's headers (its body is bounded by the
 /// handler that reads it), and as long again for a TLS handshake.
-pub async fn serve<F>(
-    filter: F,
+pub async fn serve<H: Handler>(
+    handler: H,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()>,
     config: &super::ServeConfig,
     tls: Option<Arc<rustls::ServerConfig>>,
-) -> bool
-where
-    F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
-{
-    let service = warp::service(filter);
+) -> bool {
     // Set at the stop; each connection holds a receiver, so the sender sees the last one
     // end. (hyper-util's GracefulShutdown cannot watch a connection that allows upgrades.)
     let (stopping, stop_rx) = tokio::sync::watch::channel(false);
@@ -78,19 +101,11 @@ where
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = service.clone();
+        let handler = handler.clone();
         let per_request =
             hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
                 request.extensions_mut().insert(PeerAddr(peer));
-                let mut service = service.clone();
-                async move {
-                    Ok::<_, Infallible>(
-                        service
-                            .call(request)
-                            .await
-                            .unwrap_or_else(|never| match never {}),
-                    )
-                }
+                futures_util::FutureExt::map(handler.handle(request), Ok::<_, Infallible>)
             });
         let stop = stop_rx.clone();
         let Some(tls) = tls.clone() else {

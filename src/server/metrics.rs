@@ -14,7 +14,7 @@ use crate::store::InlineCountStats;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderStatus {
-    pub provider: String,
+    pub provider: &'static str,
     pub status: u16,
 }
 
@@ -25,7 +25,7 @@ pub struct CodeLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderLabel {
-    pub provider: String,
+    pub provider: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

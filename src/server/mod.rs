@@ -217,6 +217,8 @@ pub fn routes(
         .map(Some)
         .or(warp::any().map(|| None))
         .unify();
+    // Reached only by requests the router sends here: those under another route's path
+    // that this route did not take (`/admin/...` without an admin API, say).
     let relay = warp::method()
         .and(warp::path::full())
         .and(query)
@@ -261,6 +263,92 @@ pub fn routes(
         .unify()
 }
 
+/// The main listener's handler. A request that can only be the relay's (the great
+/// majority) goes to it directly: its header map is moved, not cloned, and it skips warp's
+/// chain of routes, which every relayed call used to walk to its end. The rest (health,
+/// metrics, admin, preflights) go through [`routes`], which still ends in the relay.
+#[derive(Clone)]
+pub struct Router<F> {
+    state: Arc<AppState>,
+    filtered: F,
+}
+
+/// The main listener's router for `state`.
+pub fn router(
+    state: Arc<AppState>,
+) -> Router<impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone> {
+    Router {
+        filtered: routes(state.clone()),
+        state,
+    }
+}
+
+impl<F> Router<F>
+where
+    F: Filter<Extract = (Response,), Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    /// Answers one request.
+    pub fn call<B>(
+        &self,
+        request: http::Request<B>,
+    ) -> impl Future<Output = Response> + Send + use<F, B>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + Sync + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        use futures_util::future::Either;
+        if may_be_filtered(request.method(), request.uri().path()) {
+            let answer =
+                tower_service::Service::call(&mut warp::service(self.filtered.clone()), request);
+            return Either::Left(futures_util::FutureExt::map(answer, |answer| {
+                answer.unwrap_or_else(|never| match never {})
+            }));
+        }
+        let (mut parts, body) = request.into_parts();
+        let incoming = proxy::Incoming {
+            path: parts.uri.path().to_string(),
+            query: parts.uri.query().map(str::to_string),
+            peer: parts.extensions.get::<listener::PeerAddr>().map(|p| p.0),
+            upgrade: parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
+            method: parts.method,
+            headers: parts.headers,
+        };
+        let body = http_body_util::BodyDataStream::new(body);
+        Either::Right(proxy::handle(self.state.clone(), incoming, body))
+    }
+}
+
+impl<F> listener::Handler for Router<F>
+where
+    F: Filter<Extract = (Response,), Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    fn handle(
+        &self,
+        request: hyper::Request<hyper::body::Incoming>,
+    ) -> impl Future<Output = Response> + Send + use<F> {
+        self.call(request)
+    }
+}
+
+/// Whether a request might be for a route other than the relay: every preflight, and
+/// every path whose first segment names one (a superset: what warp's routes do not take
+/// still reaches the relay at the end of their chain).
+fn may_be_filtered(method: &Method, path: &str) -> bool {
+    if method == Method::OPTIONS {
+        return true;
+    }
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    matches!(first, "healthz" | "readyz" | "metrics" | "admin")
+}
+
 /// Passes when `enabled`, rejects as not found otherwise: a route that is switched off
 /// costs nothing and lets the request fall through.
 fn enabled_only(enabled: bool) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
@@ -300,7 +388,14 @@ pub async fn run_metrics(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let routes = metrics_filter(state.clone()).recover(not_found).unify();
-    listener::serve(routes, listener, shutdown, &state.config, None).await;
+    listener::serve(
+        listener::Filtered(routes),
+        listener,
+        shutdown,
+        &state.config,
+        None,
+    )
+    .await;
 }
 
 /// Serves only the admin API on its own listener (`--admin-listen`), until `shutdown`.
@@ -313,7 +408,14 @@ pub async fn run_admin(
     let routes = admin::routes(state.clone(), secret)
         .recover(not_found)
         .unify();
-    listener::serve(routes, listener, shutdown, &state.config, None).await;
+    listener::serve(
+        listener::Filtered(routes),
+        listener,
+        shutdown,
+        &state.config,
+        None,
+    )
+    .await;
 }
 
 /// Serves on `listener` until `shutdown` resolves, then lets in-flight requests finish for
@@ -338,7 +440,7 @@ pub async fn run(
     };
     let tls = state.config.tls.as_ref().map(|cert| cert.server_config());
     let drained = listener::serve(
-        routes(state.clone()),
+        router(state.clone()),
         listener,
         shutdown,
         &state.config,

@@ -41,9 +41,9 @@ pub struct Incoming {
 }
 
 /// Answers one relayed request; every refusal becomes an OpenAI-shaped error here.
-pub async fn handle<S, B>(state: Arc<AppState>, incoming: Incoming, body: S) -> Response
+pub async fn handle<S, B, E>(state: Arc<AppState>, incoming: Incoming, body: S) -> Response
 where
-    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
+    S: Stream<Item = Result<B, E>> + Send + Unpin,
     B: Buf,
 {
     let started = Instant::now();
@@ -112,14 +112,14 @@ impl Call {
     }
 }
 
-async fn relay<S, B>(
+async fn relay<S, B, E>(
     state: &Arc<AppState>,
     incoming: &Incoming,
     body: S,
     started: Instant,
 ) -> Result<Response, Refusal>
 where
-    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
+    S: Stream<Item = Result<B, E>> + Send + Unpin,
     B: Buf,
 {
     let call = admit(state, incoming).await?;
@@ -428,7 +428,7 @@ async fn forward(
     let status = response.status();
     let ttfb = started.elapsed();
     let provider_label = ProviderLabel {
-        provider: provider.name.to_string(),
+        provider: provider.name,
     };
     state
         .metrics
@@ -439,7 +439,7 @@ async fn forward(
         .metrics
         .requests
         .get_or_create(&ProviderStatus {
-            provider: provider.name.to_string(),
+            provider: provider.name,
             status: status.as_u16(),
         })
         .inc();
@@ -596,7 +596,7 @@ fn reserve(
 /// body must not hold a connection and a task forever), and when the bodies of all calls
 /// in flight would hold more memory than the relay allows (503, retryable). Returns the
 /// body and its share of that memory, to be released once it has been forwarded.
-pub(super) async fn read_body<S, B>(
+pub(super) async fn read_body<S, B, E>(
     body: S,
     headers: &HeaderMap,
     limit: u64,
@@ -604,7 +604,7 @@ pub(super) async fn read_body<S, B>(
     memory: &Arc<tokio::sync::Semaphore>,
 ) -> Result<(Bytes, Option<OwnedSemaphorePermit>), ApiError>
 where
-    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
+    S: Stream<Item = Result<B, E>> + Send + Unpin,
     B: Buf,
 {
     tokio::time::timeout(timeout, read_all(body, headers, limit, memory))
@@ -612,14 +612,14 @@ where
         .unwrap_or(Err(ApiError::RequestTimeout))
 }
 
-async fn read_all<S, B>(
+async fn read_all<S, B, E>(
     mut body: S,
     headers: &HeaderMap,
     limit: u64,
     memory: &Arc<tokio::sync::Semaphore>,
 ) -> Result<(Bytes, Option<OwnedSemaphorePermit>), ApiError>
 where
-    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
+    S: Stream<Item = Result<B, E>> + Send + Unpin,
     B: Buf,
 {
     let announced = headers
