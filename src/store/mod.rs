@@ -441,6 +441,28 @@ pub(crate) mod tests {
         assert_eq!(store.get_token(&last.id).await.unwrap().used_calls, 1);
         assert_eq!(store.get_token(&revoked.id).await.unwrap().used_calls, 0);
 
+        // A token's calls of one turn are counted together when they fit, and otherwise
+        // each in order: of five calls with three left, the first three.
+        let three = store.insert_token(&new_token(Some(3))).await.unwrap();
+        let four = store.insert_token(&new_token(Some(4))).await.unwrap();
+        let ids = [
+            &three.id, &four.id, &three.id, &three.id, &four.id, &three.id, &four.id, &three.id,
+            &four.id,
+        ];
+        let ids: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
+        let outcomes = inline.try_consume(&ids).expect("not busy").unwrap();
+        assert_eq!(
+            outcomes,
+            [
+                Counted, Counted, Counted, Counted, Counted, Exhausted, Counted, Exhausted, Counted
+            ]
+        );
+        assert_eq!(store.get_token(&three.id).await.unwrap().used_calls, 3);
+        assert_eq!(store.get_token(&four.id).await.unwrap().used_calls, 4);
+        let outcomes = inline.try_consume(&[&four.id, &four.id]).unwrap().unwrap();
+        assert_eq!(outcomes, [Exhausted, Exhausted]);
+        assert_eq!(store.get_token(&four.id).await.unwrap().used_calls, 4);
+
         // Another writer holds SQLite's write lock: nothing is counted, and no wait.
         let other = rusqlite::Connection::open(&path).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();

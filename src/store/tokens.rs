@@ -420,7 +420,7 @@ impl Store {
     pub async fn try_consume(&self, id: &str) -> Result<Consume, StoreError> {
         let counted = self
             .writer
-            .execute(&consume_statement(id, Utc::now()))
+            .execute(&consume_statement(id, 1, Utc::now()))
             .await?
             .rows_affected();
         if counted == 1 {
@@ -468,18 +468,21 @@ impl Store {
 // sea-orm, the inline SQLite path (`inline.rs`) builds them for SQLite and runs them on its
 // own connection, so the two cannot drift apart.
 
-/// Counts one call: only for a token that exists, is not revoked and has a call left.
-pub(super) fn consume_statement(id: &str, now: DateTime<Utc>) -> UpdateStatement {
+/// Counts `calls` calls of a token together: only for a token that exists, is not revoked
+/// and has that many calls left (with 1, the rule for every call).
+pub(super) fn consume_statement(id: &str, calls: i64, now: DateTime<Utc>) -> UpdateStatement {
     Query::update()
         .table(Tokens)
-        .value(Column::UsedCalls, Expr::col(Column::UsedCalls).add(1))
+        .value(Column::UsedCalls, Expr::col(Column::UsedCalls).add(calls))
         .value(Column::LastUsedAt, now)
         .and_where(Column::Id.eq(id))
         .and_where(Column::RevokedAt.is_null())
         .cond_where(
-            Condition::any()
-                .add(Column::MaxCalls.is_null())
-                .add(Expr::col(Column::UsedCalls).lt(Expr::col(Column::MaxCalls))),
+            Condition::any().add(Column::MaxCalls.is_null()).add(
+                Expr::col(Column::UsedCalls)
+                    .add(calls)
+                    .lte(Expr::col(Column::MaxCalls)),
+            ),
         )
         .to_owned()
 }
