@@ -210,6 +210,24 @@ async fn forward_proxy() -> ForwardProxy {
     ForwardProxy { address, heads }
 }
 
+impl ForwardProxy {
+    /// The proxy got one request: a CONNECT to `target`, with the credentials of the proxy
+    /// URL the tests give (`relay:s3cret`), and nothing of the API key.
+    fn saw_one_tunnel_to(&self, target: &str) {
+        let heads = self.heads.lock().unwrap().clone();
+        assert_eq!(heads.len(), 1, "{heads:?}");
+        assert!(
+            heads[0].starts_with(&format!("CONNECT {target} HTTP/1.1\r\n")),
+            "{heads:?}"
+        );
+        assert_eq!(
+            header_in(&heads[0], "proxy-authorization"),
+            Some("Basic cmVsYXk6czNjcmV0")
+        );
+        assert!(!heads[0].contains(KEY));
+    }
+}
+
 /// A header's value in a recorded request head.
 fn header_in<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().find_map(|line| {
@@ -248,21 +266,9 @@ async fn calls_reach_a_tls_provider_through_the_https_proxy_tunnel_unless_no_pro
         &[("SSL_CERT_FILE", ca), ("HTTPS_PROXY", &proxy_url)],
     );
     assert_eq!(call(serve.url.clone()).await, (200, CHAT_JSON.to_string()));
-    let heads = proxy.heads.lock().unwrap().clone();
-    assert_eq!(heads.len(), 1, "{heads:?}");
-    let target = upstream.url.trim_start_matches("https://");
-    assert!(
-        heads[0].starts_with(&format!("CONNECT {target} HTTP/1.1\r\n")),
-        "{heads:?}"
-    );
-    // relay:s3cret, as the URL gave it.
-    assert_eq!(
-        header_in(&heads[0], "proxy-authorization"),
-        Some("Basic cmVsYXk6czNjcmV0")
-    );
-    // The tunnel carried TLS: the provider saw the call, and the proxy nothing of it.
+    proxy.saw_one_tunnel_to(upstream.url.trim_start_matches("https://"));
+    // The tunnel carried TLS: the provider saw the call.
     assert_eq!(upstream.connections.load(Ordering::SeqCst), 1);
-    assert!(!heads[0].contains(KEY));
     assert!(serve.stop().success());
 
     let serve = ServeProcess::spawn_with(
@@ -338,19 +344,8 @@ async fn a_realtime_session_reaches_its_provider_through_the_proxy_tunnel() {
     .expect("the session opens");
     assert_eq!(next_event(&mut ws).await["type"], "session.created");
     // A WebSocket handshake cannot be sent to a proxy in absolute form: it went through a
-    // tunnel, with the proxy's credentials on the CONNECT and the key only inside it.
-    let heads = proxy.heads.lock().unwrap().clone();
-    assert_eq!(heads.len(), 1, "{heads:?}");
-    let target = upstream.url.trim_start_matches("http://");
-    assert!(
-        heads[0].starts_with(&format!("CONNECT {target} HTTP/1.1\r\n")),
-        "{heads:?}"
-    );
-    assert_eq!(
-        header_in(&heads[0], "proxy-authorization"),
-        Some("Basic cmVsYXk6czNjcmV0")
-    );
-    assert!(!heads[0].contains(KEY));
+    // tunnel, with the key only inside it.
+    proxy.saw_one_tunnel_to(upstream.url.trim_start_matches("http://"));
     assert_eq!(upstream.handshakes().len(), 1);
     drop(ws);
     assert!(serve.stop().success());

@@ -26,7 +26,8 @@ pub trait Handler: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Response> + Send + use<Self>;
 }
 
-/// A warp filter as a handler: the metrics and admin listeners, which have no relay path.
+/// A warp filter as a handler: the metrics and admin listeners, and the main listener's
+/// routes other than the relay (`server::Router`).
 #[derive(Clone)]
 pub struct Filtered<F>(pub F);
 
@@ -38,6 +39,23 @@ where
         &self,
         request: hyper::Request<Incoming>,
     ) -> impl Future<Output = Response> + Send + use<F> {
+        self.call(request)
+    }
+}
+
+impl<F> Filtered<F>
+where
+    F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
+{
+    /// Answers one request through the filter.
+    pub fn call<B>(
+        &self,
+        request: hyper::Request<B>,
+    ) -> impl Future<Output = Response> + Send + use<F, B>
+    where
+        B: http_body::Body + Send + Sync + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let answer = warp::service(self.0.clone()).call(request);
         futures_util::FutureExt::map(answer, |answer| {
             answer.unwrap_or_else(|never| match never {})

@@ -270,7 +270,7 @@ pub fn routes(
 #[derive(Clone)]
 pub struct Router<F> {
     state: Arc<AppState>,
-    filtered: F,
+    filtered: listener::Filtered<F>,
 }
 
 /// The main listener's router for `state`.
@@ -278,7 +278,7 @@ pub fn router(
     state: Arc<AppState>,
 ) -> Router<impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone> {
     Router {
-        filtered: routes(state.clone()),
+        filtered: listener::Filtered(routes(state.clone())),
         state,
     }
 }
@@ -302,11 +302,7 @@ where
     {
         use futures_util::future::Either;
         if may_be_filtered(request.method(), request.uri().path()) {
-            let answer =
-                tower_service::Service::call(&mut warp::service(self.filtered.clone()), request);
-            return Either::Left(futures_util::FutureExt::map(answer, |answer| {
-                answer.unwrap_or_else(|never| match never {})
-            }));
+            return Either::Left(self.filtered.call(request));
         }
         let (mut parts, body) = request.into_parts();
         let incoming = proxy::Incoming {
@@ -388,14 +384,7 @@ pub async fn run_metrics(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let routes = metrics_filter(state.clone()).recover(not_found).unify();
-    listener::serve(
-        listener::Filtered(routes),
-        listener,
-        shutdown,
-        &state.config,
-        None,
-    )
-    .await;
+    serve_only(routes, &state, listener, shutdown).await;
 }
 
 /// Serves only the admin API on its own listener (`--admin-listen`), until `shutdown`.
@@ -408,14 +397,24 @@ pub async fn run_admin(
     let routes = admin::routes(state.clone(), secret)
         .recover(not_found)
         .unify();
-    listener::serve(
-        listener::Filtered(routes),
-        listener,
-        shutdown,
-        &state.config,
-        None,
-    )
-    .await;
+    serve_only(routes, &state, listener, shutdown).await;
+}
+
+/// Serves one side listener's routes (plain HTTP) until `shutdown`.
+async fn serve_only<F>(
+    routes: F,
+    state: &AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) where
+    F: Filter<Extract = (Response,), Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    let routes = listener::Filtered(routes);
+    listener::serve(routes, listener, shutdown, &state.config, None).await;
 }
 
 /// Serves on `listener` until `shutdown` resolves, then lets in-flight requests finish for
