@@ -8,7 +8,7 @@
 Each build serves HTTPS (HTTP/1.1, as `tls.py`'s h1 scenario) under
 `valgrind --tool=callgrind`, in front of the project's mock (examples/mock_upstream). 16
 keep-alive clients (Python's http.client) send 320 calls to warm it up; the counters are
-zeroed, N calls are sent on 16 new connections (their TLS handshakes, ~2 K instructions a
+zeroed, N calls are sent on 16 new connections (their TLS handshakes, ~6 K instructions a
 call at N=3200, are included), and the counters dumped. Printed per call: every instruction of the
 relay, and those under the connections' tasks (the request path with the TLS and HTTP work of
 the client's side), the usage writer and the count.
