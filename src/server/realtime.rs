@@ -16,6 +16,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use prometheus_client::metrics::counter::Counter;
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -270,7 +271,7 @@ async fn dial(
             tracing::error!(error = e, "no TLS roots for realtime upstreams");
             Dial::Unreachable
         })?;
-        let name = rustls::pki_types::ServerName::try_from(host).map_err(|_| Dial::Unreachable)?;
+        let name = tls_server_name(&url).ok_or(Dial::Unreachable)?;
         let stream = tokio::time::timeout(settings.connect_timeout, tls.connect(name, tcp))
             .await
             .map_err(|_| Dial::Unreachable)?
@@ -294,6 +295,16 @@ async fn dial(
             tracing::warn!(token_id = %call.record.id, "realtime upstream handshake failed");
             Err(Dial::Failed(ApiError::UpstreamUnreachable))
         }
+    }
+}
+
+/// The name the provider's certificate must carry: the URL's host, an IP address without
+/// the brackets a URL puts around IPv6.
+fn tls_server_name(url: &url::Url) -> Option<ServerName<'static>> {
+    match url.host()? {
+        url::Host::Domain(name) => ServerName::try_from(name.to_string()).ok(),
+        url::Host::Ipv4(ip) => Some(ServerName::from(std::net::IpAddr::V4(ip))),
+        url::Host::Ipv6(ip) => Some(ServerName::from(std::net::IpAddr::V6(ip))),
     }
 }
 
@@ -833,6 +844,26 @@ impl<'a> SetupCheck<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tls_name_of_an_upstream_is_its_host_without_brackets() {
+        let name = |url: &str| tls_server_name(&url::Url::parse(url).unwrap());
+        assert_eq!(
+            name("wss://api.openai.com/v1/realtime"),
+            Some(ServerName::try_from("api.openai.com").unwrap())
+        );
+        assert_eq!(
+            name("wss://10.0.0.7:8443/v1/realtime"),
+            Some(ServerName::from(std::net::IpAddr::from([10, 0, 0, 7])))
+        );
+        // `host_str` gives `[::1]`, which is no server name.
+        assert_eq!(
+            name("wss://[::1]:8443/v1/realtime"),
+            Some(ServerName::from(std::net::IpAddr::from(
+                std::net::Ipv6Addr::LOCALHOST
+            )))
+        );
+    }
 
     #[test]
     fn models_named_in_messages_are_held_to_the_list() {
