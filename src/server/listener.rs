@@ -26,15 +26,23 @@ pub trait Handler: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Response> + Send + use<Self>;
 }
 
+/// A warp filter that answers every request (its rejections recovered into answers).
+pub trait Routes:
+    Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static
+{
+}
+
+impl<F> Routes for F where
+    F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static
+{
+}
+
 /// A warp filter as a handler: the metrics and admin listeners, and the main listener's
 /// routes other than the relay (`server::Router`).
 #[derive(Clone)]
 pub struct Filtered<F>(pub F);
 
-impl<F> Handler for Filtered<F>
-where
-    F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
-{
+impl<F: Routes> Handler for Filtered<F> {
     fn handle(
         &self,
         request: hyper::Request<Incoming>,
@@ -43,10 +51,7 @@ where
     }
 }
 
-impl<F> Filtered<F>
-where
-    F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
-{
+impl<F: Routes> Filtered<F> {
     /// Answers one request through the filter.
     pub fn call<B>(
         &self,

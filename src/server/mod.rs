@@ -274,23 +274,14 @@ pub struct Router<F> {
 }
 
 /// The main listener's router for `state`.
-pub fn router(
-    state: Arc<AppState>,
-) -> Router<impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone> {
+pub fn router(state: Arc<AppState>) -> Router<impl listener::Routes> {
     Router {
         filtered: listener::Filtered(routes(state.clone())),
         state,
     }
 }
 
-impl<F> Router<F>
-where
-    F: Filter<Extract = (Response,), Error = std::convert::Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-{
+impl<F: listener::Routes> Router<F> {
     /// Answers one request.
     pub fn call<B>(
         &self,
@@ -318,14 +309,7 @@ where
     }
 }
 
-impl<F> listener::Handler for Router<F>
-where
-    F: Filter<Extract = (Response,), Error = std::convert::Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-{
+impl<F: listener::Routes> listener::Handler for Router<F> {
     fn handle(
         &self,
         request: hyper::Request<hyper::body::Incoming>,
@@ -401,18 +385,12 @@ pub async fn run_admin(
 }
 
 /// Serves one side listener's routes (plain HTTP) until `shutdown`.
-async fn serve_only<F>(
-    routes: F,
+async fn serve_only(
+    routes: impl listener::Routes,
     state: &AppState,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) where
-    F: Filter<Extract = (Response,), Error = std::convert::Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-{
+) {
     let routes = listener::Filtered(routes);
     listener::serve(routes, listener, shutdown, &state.config, None).await;
 }
