@@ -222,10 +222,7 @@ async fn dial(
     );
     let secure = url.scheme() == "https";
     let _ = url.set_scheme(if secure { "wss" } else { "ws" });
-    let (Some(host), Some(port)) = (
-        url.host_str().map(str::to_string),
-        url.port_or_known_default(),
-    ) else {
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
         return Err(Dial::Unreachable);
     };
     // Errors below are never printed whole: a URL may hold the key (query-style auth).

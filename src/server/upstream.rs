@@ -96,8 +96,8 @@ impl UpstreamClient {
     /// always by a CONNECT tunnel, since a WebSocket handshake cannot be sent to a proxy in
     /// absolute form.
     pub async fn connect_stream(&self, destination: Uri) -> Result<TcpStream, BoxError> {
-        let Connector { mut tcp, proxies } = self.connector.clone();
-        let io = match proxies.as_ref().and_then(|p| p.intercept(&destination)) {
+        let mut tcp = self.connector.tcp.clone();
+        let io = match self.connector.proxy_for(&destination) {
             Some(proxy) => tunnel(&proxy, tcp, destination).await?,
             None => tcp.call(destination).await?,
         };
@@ -112,9 +112,9 @@ impl UpstreamClient {
         // Over a plain-HTTP proxy the request itself carries the proxy's credentials (through
         // a tunnel, the CONNECT does).
         if request.uri().scheme() == Some(&Scheme::HTTP)
-            && let Some(proxies) = &self.connector.proxies
-            && let Some(auth) = proxies
-                .intercept(request.uri())
+            && let Some(auth) = self
+                .connector
+                .proxy_for(request.uri())
                 .and_then(|proxy| proxy.basic_auth().cloned())
         {
             request
@@ -154,6 +154,13 @@ pub struct Connector {
     proxies: Option<Arc<Matcher>>,
 }
 
+impl Connector {
+    /// The proxy the environment names for `destination`, if any.
+    fn proxy_for(&self, destination: &Uri) -> Option<Intercept> {
+        self.proxies.as_ref()?.intercept(destination)
+    }
+}
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Service<Uri> for Connector {
@@ -167,10 +174,7 @@ impl Service<Uri> for Connector {
 
     fn call(&mut self, destination: Uri) -> Self::Future {
         let mut tcp = self.tcp.clone();
-        let proxy = self
-            .proxies
-            .as_ref()
-            .and_then(|proxies| proxies.intercept(&destination));
+        let proxy = self.proxy_for(&destination);
         Box::pin(async move {
             let Some(proxy) = proxy else {
                 let io = tcp.call(destination).await?;
